@@ -1,0 +1,14 @@
+//! Compiles the protos with protox (pure Rust), so `cargo build` needs no
+//! system `protoc`. Also writes the encoded descriptor set that gRPC server
+//! reflection serves.
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/prescient/v1/admission.proto"];
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(protos, ["proto"])?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("prescient_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! `prescient.v1.Admission`: Acquire, Release, Report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use super::status;
+use crate::admission::{self as core, Admission, Decision};
+use crate::proto;
+
+/// Longest `max_wait` accepted.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// Most entries in one Report.
+pub const MAX_REPORT_ENTRIES: usize = 10_000;
+
+/// The service: a handle on the core.
+pub struct AdmissionService {
+    core: Arc<Admission>,
+}
+
+impl AdmissionService {
+    pub fn new(core: Arc<Admission>) -> Self {
+        Self { core }
+    }
+}
+
+fn duration(d: &prost_types::Duration, field: &str) -> Result<Duration, String> {
+    Duration::try_from(*d).map_err(|_| {
+        format!(
+            "{field}: {}s {}ns is not a valid non-negative duration",
+            d.seconds, d.nanos
+        )
+    })
+}
+
+fn to_proto(d: Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(d).unwrap_or(prost_types::Duration {
+        seconds: i64::MAX,
+        nanos: 0,
+    })
+}
+
+fn acquire_response(decision: Decision) -> proto::AcquireResponse {
+    match decision {
+        Decision::Granted(g) => proto::AcquireResponse {
+            decision: proto::Decision::Granted as i32,
+            lease_id: g.lease.map(|l| l.to_string()).unwrap_or_default(),
+            from_reserve: g.split.reserve,
+            from_guaranteed: g.split.guaranteed,
+            from_shared: g.split.shared,
+            from_emergency: g.split.emergency,
+            retry_after: None,
+            remaining: g.remaining,
+        },
+        Decision::Denied(d) => proto::AcquireResponse {
+            decision: proto::Decision::Denied as i32,
+            retry_after: Some(to_proto(d.retry_after)),
+            remaining: d.remaining,
+            ..Default::default()
+        },
+    }
+}
+
+#[tonic::async_trait]
+impl proto::admission_server::Admission for AdmissionService {
+    async fn acquire(
+        &self,
+        request: Request<proto::AcquireRequest>,
+    ) -> Result<Response<proto::AcquireResponse>, Status> {
+        let m = request.get_ref();
+        let span = tracing::debug_span!("acquire", tenant = %m.tenant, resource = %m.resource);
+        let _enter = span.enter();
+        let max_wait = match &m.max_wait {
+            None => Duration::ZERO,
+            Some(d) => duration(d, "max_wait").map_err(Status::invalid_argument)?,
+        };
+        if max_wait > MAX_WAIT {
+            return Err(Status::invalid_argument(format!(
+                "max_wait: {max_wait:?} exceeds the longest wait accepted ({MAX_WAIT:?})"
+            )));
+        }
+        let req = core::AcquireRequest {
+            tenant: &m.tenant,
+            resource: &m.resource,
+            amount: m.amount,
+            priority: m.priority,
+            max_wait,
+            request_id: Some(m.request_id.as_str()).filter(|s| !s.is_empty()),
+            lease: m.lease,
+        };
+        let decision = if max_wait.is_zero() && req.request_id.is_none() {
+            // The hot path: decided synchronously, no future state machine.
+            let now = self.core.clock().now();
+            self.core.try_acquire(&req, now)
+        } else {
+            drop(_enter);
+            self.core.acquire(&req).await
+        };
+        Ok(Response::new(acquire_response(decision.map_err(status)?)))
+    }
+
+    async fn release(
+        &self,
+        request: Request<proto::ReleaseRequest>,
+    ) -> Result<Response<proto::ReleaseResponse>, Status> {
+        let released = self
+            .core
+            .release(&request.get_ref().lease_id)
+            .map_err(status)?;
+        Ok(Response::new(proto::ReleaseResponse {
+            released_units: released.units,
+            already_released: released.already,
+        }))
+    }
+
+    async fn report(
+        &self,
+        request: Request<proto::ReportRequest>,
+    ) -> Result<Response<proto::ReportResponse>, Status> {
+        let entries = &request.get_ref().entries;
+        if entries.len() > MAX_REPORT_ENTRIES {
+            return Err(Status::invalid_argument(format!(
+                "entries: {} entries, at most {MAX_REPORT_ENTRIES} per Report",
+                entries.len()
+            )));
+        }
+        // Entries whose fields do not even translate are rejected here, the
+        // rest by the core; the reasons keep their original index.
+        let mut errors: Vec<(usize, String)> = Vec::new();
+        let mut valid = Vec::with_capacity(entries.len());
+        let mut index = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let duration = match e.duration.as_ref().map(|d| duration(d, "duration")) {
+                Some(Err(reason)) => {
+                    errors.push((i, format!("entries[{i}].{reason}")));
+                    continue;
+                }
+                Some(Ok(d)) => Some(d),
+                None => None,
+            };
+            let outcome = match proto::Outcome::try_from(e.outcome) {
+                Ok(proto::Outcome::Success) => core::Outcome::Success,
+                Ok(proto::Outcome::Failure) => core::Outcome::Failure,
+                Ok(proto::Outcome::Cancelled) => core::Outcome::Cancelled,
+                Ok(proto::Outcome::Unspecified) => core::Outcome::Unspecified,
+                Err(_) => {
+                    errors.push((i, format!("entries[{i}].outcome: unknown value {}", e.outcome)));
+                    continue;
+                }
+            };
+            index.push(i);
+            valid.push(core::ReportEntry {
+                tenant: &e.tenant,
+                resource: &e.resource,
+                lease_id: Some(e.lease_id.as_str()).filter(|s| !s.is_empty()),
+                used: e.used,
+                duration,
+                outcome,
+            });
+        }
+        let summary = self.core.report(&valid);
+        for (j, reason) in summary.errors {
+            let i = index[j];
+            errors.push((i, format!("entries[{i}].{reason}")));
+        }
+        errors.sort_by_key(|(i, _)| *i);
+        Ok(Response::new(proto::ReportResponse {
+            accepted: summary.accepted,
+            rejected: errors.len() as u32,
+            errors: errors.into_iter().map(|(_, e)| e).collect(),
+        }))
+    }
+}

@@ -1,0 +1,27 @@
+//! prescient: a predictive admission-control daemon.
+//!
+//! The data flow is the module order: a [`policy`] is compiled into
+//! [`pool`]s, which [`admission`] draws from on each Acquire; the [`grpc`]
+//! face only translates messages; [`daemon`] wires it all to sockets,
+//! settings and signals. Every function of time takes `now` from a
+//! [`clock::Clock`].
+
+pub mod admin;
+pub mod admission;
+pub mod cli;
+pub mod clock;
+pub mod daemon;
+pub mod grpc;
+pub mod policy;
+pub mod pool;
+pub mod settings;
+
+/// Generated protobuf types and the service trait (package `prescient.v1`).
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("prescient.v1");
+
+    /// Encoded descriptors, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("prescient_descriptor");
+}

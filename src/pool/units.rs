@@ -1,0 +1,99 @@
+//! Units held at once, for `kind: concurrency` pools: a counter and a limit,
+//! each one `AtomicU64`; one CAS decides a take.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A concurrency pool. The limit may shrink below what is held (the planner
+/// resized it); the pool then grants nothing until enough comes back.
+#[derive(Debug)]
+pub struct Units {
+    held: AtomicU64,
+    limit: AtomicU64,
+}
+
+impl Units {
+    pub fn new(limit: u64) -> Self {
+        Self {
+            held: AtomicU64::new(0),
+            limit: AtomicU64::new(limit),
+        }
+    }
+
+    #[inline]
+    pub fn available(&self) -> u64 {
+        self.limit
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.held.load(Ordering::Relaxed))
+    }
+
+    /// Takes up to `want` units; returns how many were taken.
+    #[inline]
+    pub fn take_up_to(&self, want: u64) -> u64 {
+        let mut held = self.held.load(Ordering::Relaxed);
+        loop {
+            let k = want.min(self.limit.load(Ordering::Relaxed).saturating_sub(held));
+            if k == 0 {
+                return 0;
+            }
+            match self.held.compare_exchange_weak(
+                held,
+                held + k,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return k,
+                Err(actual) => held = actual,
+            }
+        }
+    }
+
+    /// Returns units taken earlier.
+    pub fn put_back(&self, n: u64) {
+        let before = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |h| {
+                Some(h.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        debug_assert!(before >= n, "returned {n} units but only {before} were held");
+    }
+
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_at_most_the_limit_and_gets_units_back() {
+        let u = Units::new(4);
+        assert_eq!(u.take_up_to(3), 3);
+        assert_eq!(u.take_up_to(3), 1);
+        assert_eq!(u.take_up_to(1), 0);
+        u.put_back(2);
+        assert_eq!(u.available(), 2);
+    }
+
+    #[test]
+    fn a_shrunk_limit_grants_nothing_until_units_return() {
+        let u = Units::new(4);
+        u.take_up_to(4);
+        u.set_limit(2);
+        assert_eq!(u.available(), 0);
+        u.put_back(1);
+        assert_eq!(u.take_up_to(5), 0, "3 held, limit 2");
+        u.put_back(2);
+        assert_eq!(u.take_up_to(5), 1);
+    }
+}

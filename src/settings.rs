@@ -1,0 +1,172 @@
+//! Daemon settings through the `config` crate: the embedded
+//! `config/prescient.yaml`, then `--config FILE`, then `PRESCIENT_*`
+//! environment variables, then flags. Parsed once at start into typed
+//! structs; nothing else reads the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::admission::AdmissionConfig;
+
+/// The defaults, embedded so the binary runs with no files at all.
+pub const EMBEDDED: &str = include_str!("../config/prescient.yaml");
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Empty: the embedded example policy.
+    pub policy: PathBuf,
+    pub state_dir: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+    pub log: LogSettings,
+    pub admission: AdmissionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionSettings {
+    #[serde(with = "humantime_serde")]
+    pub idempotency_window: Duration,
+    pub max_request_ids: usize,
+    pub max_leases: usize,
+    #[serde(with = "humantime_serde")]
+    pub lease_tombstone: Duration,
+    pub max_waiters: usize,
+    pub max_default_tenants: usize,
+    #[serde(with = "humantime_serde")]
+    pub reap_interval: Duration,
+}
+
+impl AdmissionSettings {
+    pub fn to_config(&self) -> AdmissionConfig {
+        AdmissionConfig {
+            idempotency_window: self.idempotency_window,
+            max_request_ids: self.max_request_ids,
+            max_leases: self.max_leases,
+            max_waiters: self.max_waiters,
+            max_default_tenants: self.max_default_tenants,
+            lease_tombstone: self.lease_tombstone,
+        }
+    }
+}
+
+/// Flag values that override everything else (`None`: not given).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub policy: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub log_format: Option<String>,
+}
+
+impl Settings {
+    /// Layers the sources; errors name the key and the source.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, config::ConfigError> {
+        let mut builder = Config::builder().add_source(File::from_str(EMBEDDED, FileFormat::Yaml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Yaml).required(true));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("PRESCIENT")
+                .prefix_separator("_")
+                .separator("__"),
+        );
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        for (key, value) in [
+            ("policy", path(&overrides.policy)),
+            ("listen", overrides.listen.clone()),
+            ("admin_listen", overrides.admin_listen.clone()),
+            ("state_dir", path(&overrides.state_dir)),
+            ("log.format", overrides.log_format.clone()),
+        ] {
+            builder = builder.set_override_option(key, value)?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), config::ConfigError> {
+        let bad = |key: &str, why: &str| Err(config::ConfigError::Message(format!("{key}: {why}")));
+        if self.tick.is_zero() {
+            return bad("tick", "must be > 0");
+        }
+        if self.admission.reap_interval.is_zero() {
+            return bad("admission.reap_interval", "must be > 0");
+        }
+        if self.admission.max_leases == 0 {
+            return bad("admission.max_leases", "must be > 0");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load_with_the_documented_addresses() {
+        let s = Settings::load(None, &Overrides::default()).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(s.admin_listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(s.policy, PathBuf::new());
+        assert_eq!(s.tick, Duration::from_secs(1));
+        assert_eq!(s.log.format, LogFormat::Text);
+        assert_eq!(s.admission.idempotency_window, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.yaml");
+        std::fs::write(
+            &file,
+            "listen: 127.0.0.1:7000\nadmin_listen: 127.0.0.1:7001\nadmission:\n  max_waiters: 7\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::load(Some(&file), &flags).unwrap();
+        assert_eq!(s.listen.port(), 0, "flag wins over the file");
+        assert_eq!(s.admin_listen.port(), 7001, "file wins over the defaults");
+        assert_eq!(s.admission.max_waiters, 7);
+        assert_eq!(s.admission.max_leases, 1_000_000, "untouched keys keep defaults");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.yaml");
+        std::fs::write(&file, "listen: nowhere\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        std::fs::write(&file, "tick: 0s\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("tick"), "{err}");
+    }
+}
