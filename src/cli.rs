@@ -13,7 +13,11 @@ use crate::policy::Policy;
 use crate::settings::{LogFormat, Overrides, Settings};
 
 #[derive(Debug, Parser)]
-#[command(name = "prescient", version, about = "Predictive admission-control daemon")]
+#[command(
+    name = "prescient",
+    version,
+    about = "Predictive admission-control daemon"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -96,8 +100,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn init_logs(settings: &Settings) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(&settings.log.filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

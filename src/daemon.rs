@@ -71,7 +71,12 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .with_context(|| format!("listen: cannot bind gRPC on {}", settings.listen))?;
     let admin_listener = TcpListener::bind(settings.admin_listen)
         .await
-        .with_context(|| format!("admin_listen: cannot bind admin HTTP on {}", settings.admin_listen))?;
+        .with_context(|| {
+            format!(
+                "admin_listen: cannot bind admin HTTP on {}",
+                settings.admin_listen
+            )
+        })?;
     let grpc = grpc_listener.local_addr()?;
     let admin = admin_listener.local_addr()?;
 

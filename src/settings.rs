@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(s.listen.port(), 0, "flag wins over the file");
         assert_eq!(s.admin_listen.port(), 7001, "file wins over the defaults");
         assert_eq!(s.admission.max_waiters, 7);
-        assert_eq!(s.admission.max_leases, 1_000_000, "untouched keys keep defaults");
+        assert_eq!(
+            s.admission.max_leases, 1_000_000,
+            "untouched keys keep defaults"
+        );
     }
 
     #[test]

@@ -51,7 +51,10 @@ pub struct Lease {
 pub enum Entry {
     Held(Lease),
     /// Released, settled or reclaimed; forgotten at `forget_at`.
-    Gone { lease: Lease, forget_at: Nanos },
+    Gone {
+        lease: Lease,
+        forget_at: Nanos,
+    },
 }
 
 /// The lease table: a sharded map, bounded.

@@ -176,9 +176,7 @@ impl Admission {
             Some(id) if !id.is_empty() => {
                 let now = self.clock.now();
                 let (tenant, resource) = self.resolve(req.tenant, req.resource, now)?;
-                let slot = self
-                    .requests
-                    .slot(&tenant, id, resource, req.amount, now)?;
+                let slot = self.requests.slot(&tenant, id, resource, req.amount, now)?;
                 slot.run(|| self.acquire_once(req)).await
             }
             _ => self.acquire_once(req).await,
@@ -220,7 +218,9 @@ impl Admission {
     ) -> Result<Decision, AdmissionError> {
         let allotment = allotment(tenant, resource);
         if amount == 0 {
-            return Err(AdmissionError::InvalidArgument("amount: must be > 0".into()));
+            return Err(AdmissionError::InvalidArgument(
+                "amount: must be > 0".into(),
+            ));
         }
         if amount > allotment.max_grant {
             return Err(AdmissionError::InvalidArgument(format!(
@@ -310,7 +310,12 @@ impl Admission {
         let lease = self.leases.end(id, forget_at)?;
         let resource = &self.registry.resources[lease.resource];
         if resource.kind == Kind::Concurrency {
-            take::give_back(resource, allotment(&lease.tenant, resource), &lease.split, now);
+            take::give_back(
+                resource,
+                allotment(&lease.tenant, resource),
+                &lease.split,
+                now,
+            );
             resource.waiters.wake();
         }
         Some(lease)
@@ -392,9 +397,7 @@ fn parse_lease(s: &str, field: &str) -> Result<LeaseId, AdmissionError> {
         )));
     }
     s.parse().map_err(|_| {
-        AdmissionError::InvalidArgument(format!(
-            "{field}: {s:?} is not a lease id (16 hex digits)"
-        ))
+        AdmissionError::InvalidArgument(format!("{field}: {s:?} is not a lease id (16 hex digits)"))
     })
 }
 

@@ -202,10 +202,7 @@ impl Registry {
                 Resource::new(id, name, spec, g)
             })
             .collect();
-        let resource_ids = resources
-            .iter()
-            .map(|r| (r.name.clone(), r.id))
-            .collect();
+        let resource_ids = resources.iter().map(|r| (r.name.clone(), r.id)).collect();
         let defaults = policy
             .defaults
             .as_ref()
@@ -222,7 +219,9 @@ impl Registry {
         };
         for (name, spec) in &policy.tenants {
             let tenant = registry.build_tenant(name, spec, false);
-            registry.tenants.insert(tenant.name.clone(), Arc::new(tenant));
+            registry
+                .tenants
+                .insert(tenant.name.clone(), Arc::new(tenant));
         }
         registry
     }
@@ -339,13 +338,14 @@ impl Registry {
         let _guard = resource.sizing.lock().unwrap_or_else(|p| p.into_inner());
         let current = a.reserve.size() as u64;
         let room = resource.unallocated() + current;
-        let size = size.min(room).min(a.max_reserve(resource));
-        resource
-            .reserve_total
-            .fetch_add(size, Ordering::Relaxed);
-        resource
-            .reserve_total
-            .fetch_sub(current, Ordering::Relaxed);
+        let mut size = size.min(room).min(a.max_reserve(resource));
+        if let Pool::Concurrency(units) = &a.reserve {
+            // Units in use come back on Release; until then the reserve
+            // keeps them, or shared would hand them out a second time.
+            size = size.max(units.held().min(current));
+        }
+        resource.reserve_total.fetch_add(size, Ordering::Relaxed);
+        resource.reserve_total.fetch_sub(current, Ordering::Relaxed);
         // Shrink before grow, so the sum of sizes never exceeds capacity.
         if size < current {
             a.reserve.resize(size as f64, size, now);
@@ -414,9 +414,7 @@ fn allotment(r: &Resource, limit: LimitSpec, qos: Qos) -> Allotment {
         Kind::Rate => limit.depth(),
         Kind::Concurrency => g,
     };
-    let max_grant = own
-        + beyond_own
-        + if qos.emergency { r.emergency_units } else { 0 };
+    let max_grant = own + beyond_own + if qos.emergency { r.emergency_units } else { 0 };
     Allotment {
         reserve,
         guaranteed,

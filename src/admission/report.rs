@@ -111,7 +111,12 @@ impl Admission {
                 if entry.used < acquired {
                     // Refund borrowed tiers first: they are the scarcest.
                     let mut refund = acquired - entry.used;
-                    for tier in [Tier::Emergency, Tier::Shared, Tier::Guaranteed, Tier::Reserve] {
+                    for tier in [
+                        Tier::Emergency,
+                        Tier::Shared,
+                        Tier::Guaranteed,
+                        Tier::Reserve,
+                    ] {
                         let back = refund.min(lease.split.get(tier));
                         a.pool(tier, resource).put_back(back, now);
                         refund -= back;

@@ -21,8 +21,14 @@ pub enum Scope {
 
 /// Outcome of one take.
 pub enum Take {
-    Paid { split: Split, remaining: u64 },
-    Short { retry_after: Duration, remaining: u64 },
+    Paid {
+        split: Split,
+        remaining: u64,
+    },
+    Short {
+        retry_after: Duration,
+        remaining: u64,
+    },
 }
 
 fn in_scope(tier: Tier, scope: Scope) -> bool {
@@ -61,7 +67,9 @@ pub fn take(
     }
     // Short: undo the partial takes (and the gate's whole amount).
     for tier in Tier::ALL {
-        allotment.pool(tier, resource).put_back(split.get(tier), now);
+        allotment
+            .pool(tier, resource)
+            .put_back(split.get(tier), now);
     }
     if let Some(gate) = &resource.gate {
         gate.put_back(amount);
@@ -72,7 +80,9 @@ pub fn take(
 /// Returns a grant's split to the pools that paid it, and to the gate.
 pub fn give_back(resource: &Resource, allotment: &Allotment, split: &Split, now: Nanos) {
     for tier in Tier::ALL {
-        allotment.pool(tier, resource).put_back(split.get(tier), now);
+        allotment
+            .pool(tier, resource)
+            .put_back(split.get(tier), now);
     }
     if let Some(gate) = &resource.gate {
         gate.put_back(split.total());
@@ -110,7 +120,7 @@ fn short(
     let remaining = remaining(tenant, resource, allotment, scope, now);
     let wait = match resource.kind {
         Kind::Rate => {
-            let pools: Vec<(u64, f64, u64)> = tenant
+            let pools: Vec<(f64, f64, u64)> = tenant
                 .tiers()
                 .filter(|t| in_scope(*t, scope))
                 .filter_map(|t| match allotment.pool(t, resource) {
@@ -137,20 +147,31 @@ fn short(
     }
 }
 
-/// The least `t` (seconds) at which `Σ min(depth, available + rate·t) ≥
-/// need` over the pools given as (available, rate, depth); `None` if never.
-pub fn seconds_to_gather(pools: &[(u64, f64, u64)], need: u64) -> Option<f64> {
+/// The least `t` (seconds) at which `Σ max(0, min(depth, fill + rate·t))
+/// ≥ need` over the pools given as (fill, rate, depth), where a fill below
+/// zero is debt; `None` if never.
+pub fn seconds_to_gather(pools: &[(f64, f64, u64)], need: u64) -> Option<f64> {
     let need = need as f64;
-    let mut value: f64 = pools.iter().map(|p| p.0.min(p.2) as f64).sum();
+    let mut value: f64 = pools.iter().map(|p| p.0.clamp(0.0, p.2 as f64)).sum();
     if value >= need {
         return Some(0.0);
     }
-    // Each filling pool adds its rate until it is full at (depth − avail)/rate.
-    let mut filling: Vec<(f64, f64)> = pools
+    // A pool in debt first refills to zero, contributing nothing; fold that
+    // delay in by measuring every pool from the moment it starts to count.
+    let mut filling: Vec<(f64, f64, f64)> = pools
         .iter()
-        .filter(|p| p.1 > 0.0 && p.2 > p.0)
-        .map(|p| ((p.2 - p.0) as f64 / p.1, p.1))
+        .filter(|p| p.1 > 0.0 && (p.2 as f64) > p.0)
+        .map(|p| {
+            let starts = (-p.0).max(0.0) / p.1;
+            let full = (p.2 as f64 - p.0) / p.1;
+            (starts, full, p.1)
+        })
         .collect();
+    if filling.iter().any(|f| f.0 > 0.0) {
+        // Rare (debt): step through events in time order.
+        return gather_with_debt(&filling, value, need);
+    }
+    let mut filling: Vec<(f64, f64)> = filling.drain(..).map(|f| (f.1, f.2)).collect();
     filling.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut slope: f64 = filling.iter().map(|f| f.1).sum();
     let mut t = 0.0;
@@ -166,6 +187,29 @@ pub fn seconds_to_gather(pools: &[(u64, f64, u64)], need: u64) -> Option<f64> {
     None
 }
 
+/// [`seconds_to_gather`] when some pools are in debt: each pool counts
+/// from `starts` to `full` at its rate; find where the sum reaches `need`.
+fn gather_with_debt(pools: &[(f64, f64, f64)], base: f64, need: f64) -> Option<f64> {
+    let mut events: Vec<f64> = pools.iter().flat_map(|p| [p.0, p.1]).collect();
+    events.sort_by(f64::total_cmp);
+    let value_at = |t: f64| -> f64 {
+        base + pools
+            .iter()
+            .map(|&(start, full, rate)| (t.min(full) - start).max(0.0) * rate)
+            .sum::<f64>()
+    };
+    let mut prev = 0.0;
+    for t in events {
+        if value_at(t) >= need {
+            // Linear between prev and t.
+            let (v0, v1) = (value_at(prev), value_at(t));
+            return Some(prev + (t - prev) * (need - v0) / (v1 - v0));
+        }
+        prev = t;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,11 +218,22 @@ mod tests {
     fn gather_time_follows_the_sum_of_rates_until_pools_fill() {
         // Two empty pools, 10/s (depth 10) and 5/s (depth 100): 15/s for
         // the first second, then 5/s.
-        let pools = [(0, 10.0, 10), (0, 5.0, 100)];
+        let pools = [(0.0, 10.0, 10), (0.0, 5.0, 100)];
         assert_eq!(seconds_to_gather(&pools, 15), Some(1.0));
         assert_eq!(seconds_to_gather(&pools, 20), Some(2.0));
         assert_eq!(seconds_to_gather(&pools, 110), Some(20.0));
         assert_eq!(seconds_to_gather(&pools, 111), None);
-        assert_eq!(seconds_to_gather(&[(7, 1.0, 10)], 5), Some(0.0));
+        assert_eq!(seconds_to_gather(&[(7.0, 1.0, 10)], 5), Some(0.0));
+    }
+
+    #[test]
+    fn gather_time_waits_out_debt_first() {
+        // 20 tokens of debt at 10/s: 2 s to zero, then 0.5 s for 5.
+        assert_eq!(seconds_to_gather(&[(-20.0, 10.0, 10)], 5), Some(2.5));
+        // Beside a healthy pool: both count from their own start; at 1 s
+        // the second has 1, then both add 11/s: 3 at 1 + 2/11 s.
+        let pools = [(-10.0, 10.0, 10), (0.0, 1.0, 10)];
+        let t = seconds_to_gather(&pools, 3).unwrap();
+        assert!((t - 13.0 / 11.0).abs() < 1e-9, "{t}");
     }
 }

@@ -1,0 +1,510 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::clock::{ManualClock, NANOS_PER_SEC, SystemClock};
+
+const POLICY: &str = r#"
+resources:
+  db:
+    kind: rate
+    capacity: 1000
+    emergency: 0.1
+  slots:
+    kind: concurrency
+    capacity: 10
+    emergency: 0.1
+    lease_ttl: 30s
+tenants:
+  plat:
+    qos: platinum
+    limits:
+      db: { guaranteed: 100, reserve: { max: 200 } }
+      slots: { guaranteed: 2, reserve: { max: 2 } }
+  bronze:
+    qos: bronze
+    limits:
+      db: { guaranteed: 50 }
+      slots: { guaranteed: 1 }
+  silver:
+    qos: silver
+    limits:
+      db: { guaranteed: 50 }
+"#;
+
+fn core_with(yaml: &str, clock: Arc<dyn Clock>) -> Admission {
+    let policy = Policy::load_str(yaml, "test").unwrap();
+    Admission::new(&policy, AdmissionConfig::default(), clock)
+}
+
+fn core() -> (Admission, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+    (core_with(POLICY, clock.clone()), clock)
+}
+
+fn req<'a>(tenant: &'a str, resource: &'a str, amount: u64) -> AcquireRequest<'a> {
+    AcquireRequest {
+        tenant,
+        resource,
+        amount,
+        ..Default::default()
+    }
+}
+
+fn granted(d: Result<Decision, AdmissionError>) -> Grant {
+    match d {
+        Ok(Decision::Granted(g)) => g,
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+fn denied(d: Result<Decision, AdmissionError>) -> Denial {
+    match d {
+        Ok(Decision::Denied(d)) => d,
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn bronze_gets_its_bucket_and_then_a_retry_after_from_the_refill_rate() {
+    let (core, clock) = core();
+    let now = clock.now();
+    let g = granted(core.try_acquire(&req("bronze", "db", 50), now));
+    assert_eq!(g.split.guaranteed, 50);
+    assert_eq!(
+        g.remaining, 0,
+        "bronze may not borrow: its bucket is all it has"
+    );
+    let d = denied(core.try_acquire(&req("bronze", "db", 10), now));
+    // 10 tokens at 50/s: 200 ms.
+    assert_eq!(d.retry_after, Duration::from_millis(200));
+    clock.advance(Duration::from_millis(200));
+    granted(core.try_acquire(&req("bronze", "db", 10), clock.now()));
+}
+
+#[test]
+fn a_grant_is_paid_reserve_first_then_guaranteed_then_shared() {
+    let (core, clock) = core();
+    assert_eq!(core.set_reserve("plat", "db", 150).unwrap(), 150);
+    // A new reserve starts empty; let it fill (intervals round up, so a
+    // hair over one second).
+    clock.advance(Duration::from_millis(1001));
+    let g = granted(core.try_acquire(&req("plat", "db", 400), clock.now()));
+    assert_eq!(
+        (
+            g.split.reserve,
+            g.split.guaranteed,
+            g.split.shared,
+            g.split.emergency
+        ),
+        (150, 100, 150, 0)
+    );
+}
+
+#[test]
+fn a_denied_split_takes_nothing_from_any_pool() {
+    let (core, clock) = core();
+    let now = clock.now();
+    // silver: guaranteed 50 + shared 700 (1000 - 100 emergency - 200 guaranteed).
+    let before = granted(core.try_acquire(&req("silver", "db", 1), now)).remaining;
+    assert_eq!(before, 749);
+    denied(core.try_acquire(&req("silver", "db", 750), now));
+    let after = granted(core.try_acquire(&req("silver", "db", 1), now)).remaining;
+    assert_eq!(after, 748, "the failed attempt returned every partial take");
+}
+
+#[test]
+fn emergency_is_only_for_classes_with_access_and_only_last() {
+    let (core, clock) = core();
+    let now = clock.now();
+    let g = granted(core.try_acquire(&req("plat", "db", 900), now));
+    assert_eq!(
+        (g.split.guaranteed, g.split.shared, g.split.emergency),
+        (100, 700, 100)
+    );
+    // silver may borrow but has no emergency access; shared is empty now.
+    let d = denied(core.try_acquire(&req("silver", "db", 51), now));
+    assert_eq!(d.remaining, 50);
+}
+
+#[test]
+fn impossible_amounts_and_unknown_names_are_errors_naming_the_field() {
+    let (core, clock) = core();
+    let now = clock.now();
+    let err = |r| core.try_acquire(&r, now).unwrap_err();
+    match err(req("bronze", "db", 51)) {
+        AdmissionError::InvalidArgument(m) => assert!(m.starts_with("amount: 51 exceeds"), "{m}"),
+        e => panic!("{e:?}"),
+    }
+    match err(req("bronze", "db", 0)) {
+        AdmissionError::InvalidArgument(m) => assert!(m.starts_with("amount:"), "{m}"),
+        e => panic!("{e:?}"),
+    }
+    match err(req("bronze", "gpu", 1)) {
+        AdmissionError::NotFound(m) => assert!(m.starts_with("resource: unknown"), "{m}"),
+        e => panic!("{e:?}"),
+    }
+    match err(req("nobody", "db", 1)) {
+        AdmissionError::NotFound(m) => assert!(m.starts_with("tenant: unknown"), "{m}"),
+        e => panic!("{e:?}"),
+    }
+    match err(req("", "db", 1)) {
+        AdmissionError::InvalidArgument(m) => assert!(m.starts_with("tenant:"), "{m}"),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn defaults_create_tenants_by_carving_their_guarantee_out_of_shared() {
+    let yaml =
+        format!("{POLICY}defaults:\n  qos: bronze\n  limits:\n    db: {{ guaranteed: 300 }}\n");
+    let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+    let core = core_with(&yaml, clock.clone());
+    let now = clock.now();
+    let shared_before = core.registry().resource("db").unwrap().shared.size();
+    assert_eq!(shared_before, 700.0);
+    granted(core.try_acquire(&req("new1", "db", 300), now));
+    granted(core.try_acquire(&req("new2", "db", 300), now));
+    assert_eq!(core.registry().resource("db").unwrap().shared.size(), 100.0);
+    match core.try_acquire(&req("new3", "db", 1), now) {
+        Err(AdmissionError::ResourceExhausted(m)) => {
+            assert!(m.contains("cannot guarantee 300 of db"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        core.registry().existing_tenant("new3").is_none(),
+        "nothing half-made"
+    );
+}
+
+#[test]
+fn concurrency_leases_release_once_and_return_units_to_their_pools() {
+    let (core, clock) = core();
+    let now = clock.now();
+    let g = granted(core.try_acquire(&req("bronze", "slots", 1), now));
+    let lease = g
+        .lease
+        .expect("concurrency grants carry a lease")
+        .to_string();
+    denied(core.try_acquire(&req("bronze", "slots", 1), now));
+    assert_eq!(
+        core.release(&lease).unwrap(),
+        Released {
+            units: 1,
+            already: false
+        }
+    );
+    assert_eq!(
+        core.release(&lease).unwrap(),
+        Released {
+            units: 0,
+            already: true
+        }
+    );
+    granted(core.try_acquire(&req("bronze", "slots", 1), now));
+    assert!(matches!(
+        core.release("00000000deadbeef"),
+        Err(AdmissionError::NotFound(m)) if m.starts_with("lease_id: unknown lease")
+    ));
+    assert!(matches!(
+        core.release("not-a-lease"),
+        Err(AdmissionError::InvalidArgument(m)) if m.starts_with("lease_id:")
+    ));
+}
+
+#[test]
+fn held_units_never_exceed_capacity_even_when_a_reserve_shrinks() {
+    let (core, clock) = core();
+    let now = clock.now();
+    core.set_reserve("plat", "slots", 2).unwrap();
+    // plat: reserve 2 + guaranteed 2 + shared 4 + emergency 1 = 9; bronze
+    // is guaranteed the tenth.
+    let leases: Vec<_> = (0..9)
+        .map(|_| {
+            granted(core.try_acquire(&req("plat", "slots", 1), now))
+                .lease
+                .unwrap()
+        })
+        .collect();
+    denied(core.try_acquire(&req("plat", "slots", 1), now));
+    // The reserve cannot shrink below its units in use, so shared cannot
+    // hand them out twice, and bronze keeps its guaranteed unit.
+    assert_eq!(core.set_reserve("plat", "slots", 0).unwrap(), 2);
+    denied(core.try_acquire(&req("plat", "slots", 1), now));
+    granted(core.try_acquire(&req("bronze", "slots", 1), now));
+    let slots = core.registry().resource("slots").unwrap();
+    assert_eq!(slots.held(), 10);
+    for l in leases {
+        core.release(&l.to_string()).unwrap();
+    }
+    assert_eq!(core.set_reserve("plat", "slots", 0).unwrap(), 0);
+    assert_eq!(slots.shared.size(), 6.0);
+}
+
+#[test]
+fn leases_past_their_ttl_are_reclaimed_and_then_read_as_released() {
+    let (core, clock) = core();
+    let g = granted(core.try_acquire(&req("bronze", "slots", 1), clock.now()));
+    assert_eq!(core.reap(clock.now()), 0);
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(core.reap(clock.now()), 1);
+    granted(core.try_acquire(&req("bronze", "slots", 1), clock.now()));
+    let lease = g.lease.unwrap().to_string();
+    assert!(core.release(&lease).unwrap().already);
+}
+
+#[test]
+fn report_refunds_or_debits_a_rate_grant_once() {
+    let (core, clock) = core();
+    let now = clock.now();
+    let mut r = req("bronze", "db", 40);
+    r.lease = true;
+    let g = granted(core.try_acquire(&r, now));
+    let lease = g.lease.unwrap().to_string();
+    let entry = |used| ReportEntry {
+        tenant: "bronze",
+        resource: "db",
+        lease_id: Some(&lease),
+        used,
+        ..Default::default()
+    };
+    let s = core.report(&[entry(10)]);
+    assert_eq!((s.accepted, s.rejected), (1, 0));
+    assert_eq!(
+        granted(core.try_acquire(&req("bronze", "db", 1), now)).remaining,
+        39
+    );
+    let s = core.report(&[entry(10)]);
+    assert_eq!(s.rejected, 1, "a grant is settled once");
+    assert!(s.errors[0].1.contains("already settled"), "{:?}", s.errors);
+
+    // Used more than acquired: the bucket goes into debt.
+    clock.advance(Duration::from_secs(1));
+    let now = clock.now();
+    let g = granted(core.try_acquire(&r, now));
+    let lease = g.lease.unwrap().to_string();
+    let s = core.report(&[ReportEntry {
+        tenant: "bronze",
+        resource: "db",
+        lease_id: Some(&lease),
+        used: 140,
+        ..Default::default()
+    }]);
+    assert_eq!(s.accepted, 1);
+    let d = denied(core.try_acquire(&req("bronze", "db", 1), now));
+    assert!(d.retry_after > Duration::from_secs(1), "{d:?}");
+}
+
+#[test]
+fn bad_report_entries_are_rejected_one_by_one() {
+    let (core, _clock) = core();
+    let s = core.report(&[
+        ReportEntry {
+            tenant: "bronze",
+            resource: "db",
+            used: 3,
+            ..Default::default()
+        },
+        ReportEntry {
+            tenant: "ghost",
+            resource: "db",
+            ..Default::default()
+        },
+        ReportEntry {
+            tenant: "bronze",
+            resource: "db",
+            lease_id: Some("zz"),
+            ..Default::default()
+        },
+        ReportEntry {
+            tenant: "bronze",
+            resource: "db",
+            lease_id: Some("00000000000000aa"),
+            ..Default::default()
+        },
+    ]);
+    assert_eq!((s.accepted, s.rejected), (1, 3));
+    let idx: Vec<usize> = s.errors.iter().map(|e| e.0).collect();
+    assert_eq!(idx, [1, 2, 3]);
+    assert!(s.errors[0].1.starts_with("tenant:"));
+    assert!(s.errors[1].1.starts_with("lease_id:"));
+}
+
+#[test]
+fn report_of_another_tenants_lease_is_rejected() {
+    let (core, clock) = core();
+    let g = granted(core.try_acquire(&req("bronze", "slots", 1), clock.now()));
+    let lease = g.lease.unwrap().to_string();
+    let s = core.report(&[ReportEntry {
+        tenant: "plat",
+        resource: "slots",
+        lease_id: Some(&lease),
+        used: 1,
+        ..Default::default()
+    }]);
+    assert_eq!(s.rejected, 1);
+    assert!(
+        s.errors[0].1.contains("belongs to tenant \"bronze\""),
+        "{:?}",
+        s.errors
+    );
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_request_id_does_not_pay_twice() {
+    let (core, clock) = core();
+    let mut r = req("bronze", "db", 30);
+    r.request_id = Some("order-17");
+    let first = granted(core.acquire(&r).await);
+    let again = granted(core.acquire(&r).await);
+    assert_eq!(first, again);
+    assert_eq!(
+        granted(core.try_acquire(&req("bronze", "db", 1), clock.now())).remaining,
+        19
+    );
+    let mut other = r;
+    other.amount = 31;
+    assert!(matches!(
+        core.acquire(&other).await,
+        Err(AdmissionError::InvalidArgument(m)) if m.starts_with("request_id:")
+    ));
+    clock.advance(Duration::from_secs(301));
+    core.reap(clock.now());
+    granted(core.acquire(&r).await); // a new window: pays again
+}
+
+#[tokio::test]
+async fn a_denied_request_id_is_not_remembered() {
+    let (core, clock) = core();
+    granted(core.try_acquire(&req("bronze", "db", 50), clock.now()));
+    let mut r = req("bronze", "db", 10);
+    r.request_id = Some("x");
+    denied(core.acquire(&r).await);
+    clock.advance(Duration::from_secs(1));
+    granted(core.acquire(&r).await);
+}
+
+fn system_core() -> Arc<Admission> {
+    Arc::new(core_with(POLICY, Arc::new(SystemClock::new())))
+}
+
+#[tokio::test]
+async fn a_waiter_is_woken_by_a_release() {
+    let core = system_core();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    core.spawn(cancel.clone(), Duration::from_secs(1));
+    let now = core.clock().now();
+    let g = granted(core.try_acquire(&req("bronze", "slots", 1), now));
+    let waiter = {
+        let core = core.clone();
+        tokio::spawn(async move {
+            let mut r = req("bronze", "slots", 1);
+            r.max_wait = Duration::from_secs(60);
+            core.acquire(&r).await
+        })
+    };
+    let slots = core.registry().resource("slots").unwrap();
+    while slots.waiters.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    core.release(&g.lease.unwrap().to_string()).unwrap();
+    let g2 = granted(waiter.await.unwrap());
+    assert_eq!(g2.split.guaranteed, 1);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn waiters_are_served_by_qos_class_then_priority_then_arrival() {
+    let yaml = "resources: { slots: { kind: concurrency, capacity: 1 } }\n\
+                tenants: { gold: { qos: gold }, silver: { qos: silver } }\n";
+    let core = Arc::new(core_with(yaml, Arc::new(SystemClock::new())));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let first = granted(core.try_acquire(&req("silver", "slots", 1), core.clock().now()));
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    // All parked before the dispatcher starts, so all compete at once.
+    for (tenant, priority) in [("silver", 9), ("gold", 0), ("gold", 5), ("gold", 0)] {
+        let (waiter, order) = (core.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let core = waiter;
+            let mut r = req(tenant, "slots", 1);
+            r.max_wait = Duration::from_secs(60);
+            r.priority = priority;
+            let g = granted(core.acquire(&r).await);
+            order.lock().unwrap().push((tenant, priority));
+            // Done with the slot: the next waiter's turn.
+            core.release(&g.lease.unwrap().to_string()).unwrap();
+        }));
+        let slots = core.registry().resource("slots").unwrap();
+        while slots.waiters.len() < tasks.len() {
+            tokio::task::yield_now().await;
+        }
+    }
+    core.spawn(cancel.clone(), Duration::from_secs(1));
+    core.release(&first.lease.unwrap().to_string()).unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        *order.lock().unwrap(),
+        [("gold", 5), ("gold", 0), ("gold", 0), ("silver", 9)]
+    );
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_waiter_is_denied_at_its_deadline() {
+    let core = system_core();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    core.spawn(cancel.clone(), Duration::from_secs(1));
+    granted(core.try_acquire(&req("bronze", "slots", 1), core.clock().now()));
+    let mut r = req("bronze", "slots", 1);
+    r.max_wait = Duration::from_millis(20);
+    denied(core.acquire(&r).await);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_rate_waiter_is_woken_by_the_refill() {
+    let core = system_core();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    core.spawn(cancel.clone(), Duration::from_secs(1));
+    granted(core.try_acquire(&req("bronze", "db", 50), core.clock().now()));
+    let mut r = req("bronze", "db", 5);
+    r.max_wait = Duration::from_secs(30);
+    let g = granted(core.acquire(&r).await);
+    assert_eq!(g.split.guaranteed, 5);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn shutdown_answers_waiters_unavailable() {
+    let core = system_core();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let tasks = core.spawn(cancel.clone(), Duration::from_secs(1));
+    granted(core.try_acquire(&req("bronze", "slots", 1), core.clock().now()));
+    let waiter = {
+        let core = core.clone();
+        tokio::spawn(async move {
+            let mut r = req("bronze", "slots", 1);
+            r.max_wait = Duration::from_secs(60);
+            core.acquire(&r).await
+        })
+    };
+    while core
+        .registry()
+        .resource("slots")
+        .unwrap()
+        .waiters
+        .is_empty()
+    {
+        tokio::task::yield_now().await;
+    }
+    core.close();
+    cancel.cancel();
+    assert_eq!(waiter.await.unwrap(), Err(AdmissionError::Unavailable));
+    for t in tasks {
+        t.await.unwrap();
+    }
+}

@@ -177,9 +177,8 @@ impl super::Admission {
                         if w.tenant.qos.borrow {
                             scope = Scope::Own;
                         }
-                        let retry = now.saturating_add(crate::clock::duration_to_nanos(
-                            denial.retry_after,
-                        ));
+                        let retry =
+                            now.saturating_add(crate::clock::duration_to_nanos(denial.retry_after));
                         let wake = retry.min(w.deadline);
                         next = Some(next.map_or(wake, |n| n.min(wake)));
                         keep.push(w);
@@ -190,7 +189,8 @@ impl super::Admission {
                 }
             }
             queue.restore(keep);
-            let sleep = next.map(|at| std::time::Duration::from_nanos(at.saturating_sub(now).max(100_000)));
+            let sleep =
+                next.map(|at| std::time::Duration::from_nanos(at.saturating_sub(now).max(100_000)));
             tokio::select! {
                 _ = cancel.cancelled() => {
                     for w in queue.close() {

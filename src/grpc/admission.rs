@@ -145,7 +145,10 @@ impl proto::admission_server::Admission for AdmissionService {
                 Ok(proto::Outcome::Cancelled) => core::Outcome::Cancelled,
                 Ok(proto::Outcome::Unspecified) => core::Outcome::Unspecified,
                 Err(_) => {
-                    errors.push((i, format!("entries[{i}].outcome: unknown value {}", e.outcome)));
+                    errors.push((
+                        i,
+                        format!("entries[{i}].outcome: unknown value {}", e.outcome),
+                    ));
                     continue;
                 }
             };

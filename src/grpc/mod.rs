@@ -18,8 +18,7 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub fn admission_server(
     core: Arc<crate::admission::Admission>,
 ) -> AdmissionServer<AdmissionService> {
-    AdmissionServer::new(AdmissionService::new(core))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    AdmissionServer::new(AdmissionService::new(core)).max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// The status code of DESIGN §3 for each core error.

@@ -52,13 +52,18 @@ impl fmt::Display for PolicyError {
 /// line without escaping.
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 128 {
-        return Err(format!("name must be 1 to 128 characters, got {}", name.len()));
+        return Err(format!(
+            "name must be 1 to 128 characters, got {}",
+            name.len()
+        ));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/')))
     {
-        return Err(format!("name {name:?} has {c:?}; allowed: A-Z a-z 0-9 _ - . : /"));
+        return Err(format!(
+            "name {name:?} has {c:?}; allowed: A-Z a-z 0-9 _ - . : /"
+        ));
     }
     Ok(())
 }

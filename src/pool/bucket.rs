@@ -7,8 +7,10 @@
 //! at run time ([`Bucket::set_rate`]).
 //!
 //! Time inside a bucket is in ticks of 1/64 ns, so an emission interval is
-//! an exact integer to within 1/64 ns per token: the rounding (always in the
-//! caller's disfavour) costs under 0.2% of the rate up to 10^8 tokens/s.
+//! an exact integer to within 1/64 ns per token. The rounding is always in
+//! the caller's disfavour, so capacity is never exceeded: it costs under
+//! 0.2% of the rate up to 10^8 tokens/s, and an empty bucket is full at most
+//! `depth / 64` ns later than the nominal rate says.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,6 +31,8 @@ pub struct Bucket {
     interval: AtomicU64,
     /// Depth in tokens.
     depth: AtomicU64,
+    /// The rate as asked (f64 bits), for reporting; `interval` rounds it.
+    nominal: AtomicU64,
 }
 
 fn interval_for(rate: f64) -> u64 {
@@ -51,6 +55,7 @@ impl Bucket {
             tat: AtomicU64::new(0),
             interval: AtomicU64::new(interval_for(rate)),
             depth: AtomicU64::new(depth),
+            nominal: AtomicU64::new(nominal(rate).to_bits()),
         }
     }
 
@@ -153,19 +158,22 @@ impl Bucket {
         Some(ready.saturating_sub(limit).div_ceil(TICKS_PER_NANO))
     }
 
-    /// Refill rate in tokens/s (0 when the pool has no rate).
+    /// Refill rate in tokens/s as set (0 when the pool has no rate); the
+    /// bucket refills at most this fast.
     pub fn rate(&self) -> f64 {
-        rate_of(self.load().1)
+        f64::from_bits(self.nominal.load(Ordering::Relaxed))
     }
 
-    /// Tokens available now, refill rate and depth, read consistently.
-    pub fn outlook(&self, now: Nanos) -> (u64, f64, u64) {
+    /// Fill now in tokens (fractional, negative when in debt), the refill
+    /// rate actually applied, and depth, read consistently.
+    pub fn outlook(&self, now: Nanos) -> (f64, f64, u64) {
         let (tat, interval, depth) = self.load();
-        (
-            available_at(tat, interval, depth, ticks(now)),
-            rate_of(interval),
-            depth,
-        )
+        if interval == 0 {
+            return (0.0, 0.0, depth);
+        }
+        let backlog = tat.saturating_sub(ticks(now)) as f64;
+        let fill = depth as f64 - backlog / interval as f64;
+        (fill, rate_of(interval), depth)
     }
 
     pub fn depth(&self) -> u64 {
@@ -211,8 +219,14 @@ impl Bucket {
         let new_tat = if new_tat == tat { new_tat + 1 } else { new_tat };
         self.interval.store(new_interval, Ordering::Relaxed);
         self.depth.store(depth, Ordering::Relaxed);
+        self.nominal
+            .store(nominal(rate).to_bits(), Ordering::Relaxed);
         self.tat.store(new_tat, Ordering::Release);
     }
+}
+
+fn nominal(rate: f64) -> f64 {
+    if interval_for(rate) == 0 { 0.0 } else { rate }
 }
 
 fn rate_of(interval: u64) -> f64 {
@@ -259,7 +273,9 @@ mod tests {
             assert_eq!(b.take_up_to(1, 0), 1);
         }
         assert_eq!(b.take_up_to(1, 0), 0);
-        assert_eq!(b.available(SEC), 3);
+        // Intervals round up (never over-grant): full a hair after 1 s.
+        assert_eq!(b.available(SEC), 2);
+        assert_eq!(b.available(SEC + 1), 3);
     }
 
     #[test]

@@ -21,7 +21,12 @@ pub enum Tier {
 }
 
 impl Tier {
-    pub const ALL: [Tier; 4] = [Tier::Reserve, Tier::Guaranteed, Tier::Shared, Tier::Emergency];
+    pub const ALL: [Tier; 4] = [
+        Tier::Reserve,
+        Tier::Guaranteed,
+        Tier::Shared,
+        Tier::Emergency,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

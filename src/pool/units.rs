@@ -55,7 +55,10 @@ impl Units {
                 Some(h.saturating_sub(n))
             })
             .unwrap_or(0);
-        debug_assert!(before >= n, "returned {n} units but only {before} were held");
+        debug_assert!(
+            before >= n,
+            "returned {n} units but only {before} were held"
+        );
     }
 
     pub fn held(&self) -> u64 {
