@@ -1,0 +1,290 @@
+//! The capacity invariant (DESIGN §2), as a property: for random policies and
+//! random interleavings of Acquire, Release, Report, reserve resizes, TTL
+//! reaps and time steps on a virtual clock,
+//!
+//! * rate: over every window `[t1, t2]`, tokens granted (net of Report
+//!   refunds) never exceed `C·(t2 − t1)` plus what the pools can hold at
+//!   once (Σ tenant bucket depths + the rest of `C`);
+//! * concurrency: units held never exceed `C`, the core's count matches the
+//!   leases outstanding, and once all are released every pool is empty.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prescient::admission::{
+    AcquireRequest, Admission, AdmissionConfig, Decision, ReportEntry,
+};
+use prescient::clock::{Clock, ManualClock, NANOS_PER_SEC};
+use prescient::policy::Policy;
+use prescient::pool::Pool;
+use proptest::prelude::*;
+
+const QOS: [&str; 4] = ["platinum", "gold", "silver", "bronze"];
+
+#[derive(Debug, Clone)]
+struct TenantCase {
+    qos: usize,
+    /// Share of the room (capacity − emergency) guaranteed, in percent.
+    rate_share: u64,
+    burst_factor: u64,
+    slot_share: u64,
+    reserve: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PolicyCase {
+    rate_capacity: u64,
+    slot_capacity: u64,
+    emergency_pct: u64,
+    tenants: Vec<TenantCase>,
+}
+
+impl PolicyCase {
+    fn yaml(&self) -> String {
+        let emergency = self.emergency_pct as f64 / 100.0;
+        let mut y = format!(
+            "resources:\n  api: {{ kind: rate, capacity: {}, emergency: {emergency} }}\n  \
+             slots: {{ kind: concurrency, capacity: {}, emergency: {emergency}, lease_ttl: 10s }}\n\
+             tenants:\n",
+            self.rate_capacity, self.slot_capacity
+        );
+        let room = |c: u64| c - (c as f64 * emergency).floor() as u64;
+        // Shares are scaled so their sum stays within the room.
+        let rate_total: u64 = self.tenants.iter().map(|t| t.rate_share).sum::<u64>().max(100);
+        let slot_total: u64 = self.tenants.iter().map(|t| t.slot_share).sum::<u64>().max(100);
+        for (i, t) in self.tenants.iter().enumerate() {
+            let g = room(self.rate_capacity) * t.rate_share / rate_total;
+            let s = room(self.slot_capacity) * t.slot_share / slot_total;
+            let reserve = if t.reserve { ", reserve: {}" } else { "" };
+            let burst = if g > 0 {
+                format!(", burst: {}", g * t.burst_factor)
+            } else {
+                String::new()
+            };
+            y += &format!(
+                "  t{i}:\n    qos: {}\n    limits:\n      api: {{ guaranteed: {g}{burst}{reserve} }}\n      \
+                 slots: {{ guaranteed: {s}{reserve} }}\n",
+                QOS[t.qos]
+            );
+        }
+        y
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Acquire { tenant: usize, rate: bool, amount: u64, lease: bool },
+    Release { pick: usize },
+    Report { pick: usize, used_pct: u64 },
+    Reserve { tenant: usize, rate: bool, size: u64 },
+    Advance { ms: u64 },
+    Reap,
+}
+
+fn policy_case() -> impl Strategy<Value = PolicyCase> {
+    let tenant = (0..4usize, 0..60u64, 1..4u64, 0..60u64, any::<bool>()).prop_map(
+        |(qos, rate_share, burst_factor, slot_share, reserve)| TenantCase {
+            qos,
+            rate_share,
+            burst_factor,
+            slot_share,
+            reserve,
+        },
+    );
+    (10..2000u64, 1..20u64, 0..30u64, prop::collection::vec(tenant, 1..5)).prop_map(
+        |(rate_capacity, slot_capacity, emergency_pct, tenants)| PolicyCase {
+            rate_capacity,
+            slot_capacity,
+            emergency_pct,
+            tenants,
+        },
+    )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..5usize, any::<bool>(), 1..400u64, any::<bool>())
+            .prop_map(|(tenant, rate, amount, lease)| Op::Acquire { tenant, rate, amount, lease }),
+        2 => (0..64usize).prop_map(|pick| Op::Release { pick }),
+        2 => (0..64usize, 0..200u64).prop_map(|(pick, used_pct)| Op::Report { pick, used_pct }),
+        1 => (0..5usize, any::<bool>(), 0..2000u64)
+            .prop_map(|(tenant, rate, size)| Op::Reserve { tenant, rate, size }),
+        3 => (0..1500u64).prop_map(|ms| Op::Advance { ms }),
+        1 => Just(Op::Reap),
+    ]
+}
+
+/// A lease the model knows to be outstanding.
+#[derive(Debug, Clone)]
+struct HeldLease {
+    id: String,
+    rate: bool,
+    amount: u64,
+    acquired_at: u64,
+}
+
+fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
+    let policy = Policy::load_str(&case.yaml(), "proptest").expect("generated policies are valid");
+    let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+    let core = Admission::new(&policy, AdmissionConfig::default(), clock.clone());
+    let tenants: Vec<String> = (0..case.tenants.len()).map(|i| format!("t{i}")).collect();
+    let api = core.registry().resource("api").unwrap();
+    let slots = core.registry().resource("slots").unwrap();
+    // slots sets lease_ttl: 10s; api keeps the default.
+    let ttl = |rate: bool| if rate { 60 } else { 10 } * NANOS_PER_SEC;
+
+    // (time, +granted / −refunded) for the rate resource.
+    let mut rate_events: Vec<(u64, i64)> = Vec::new();
+    let mut held: Vec<HeldLease> = Vec::new();
+
+    for op in ops {
+        let now = clock.now();
+        match op {
+            Op::Acquire { tenant, rate, amount, lease } => {
+                let tenant = &tenants[tenant % tenants.len()];
+                let resource = if *rate { "api" } else { "slots" };
+                let amount = if *rate { *amount } else { 1 + amount % 4 };
+                let req = AcquireRequest {
+                    tenant,
+                    resource,
+                    amount,
+                    lease: *lease,
+                    ..Default::default()
+                };
+                // Impossible amounts are INVALID_ARGUMENT; that is fine.
+                if let Ok(Decision::Granted(g)) = core.try_acquire(&req, now) {
+                    prop_assert_eq!(g.split.total(), amount);
+                    if *rate {
+                        rate_events.push((now, amount as i64));
+                    }
+                    if let Some(id) = g.lease {
+                        held.push(HeldLease {
+                            id: id.to_string(),
+                            rate: *rate,
+                            amount,
+                            acquired_at: now,
+                        });
+                    }
+                }
+            }
+            Op::Release { pick } if !held.is_empty() => {
+                let l = held.remove(pick % held.len());
+                let r = core.release(&l.id).unwrap();
+                prop_assert!(!r.already, "the model holds it, so must the core");
+                prop_assert_eq!(r.units, if l.rate { 0 } else { l.amount });
+            }
+            Op::Report { pick, used_pct } if !held.is_empty() => {
+                let i = pick % held.len();
+                if held[i].rate {
+                    let l = held.remove(i);
+                    let used = l.amount * used_pct / 100;
+                    let s = core.report(&[ReportEntry {
+                        tenant: "",
+                        resource: "",
+                        lease_id: Some(&l.id),
+                        used,
+                        ..Default::default()
+                    }]);
+                    prop_assert_eq!(s.accepted, 1, "{:?}", s.errors);
+                    if used < l.amount {
+                        rate_events.push((now, -((l.amount - used) as i64)));
+                    }
+                }
+            }
+            Op::Reserve { tenant, rate, size } => {
+                let tenant = &tenants[tenant % tenants.len()];
+                let resource = if *rate { "api" } else { "slots" };
+                core.set_reserve(tenant, resource, *size).unwrap();
+            }
+            Op::Advance { ms } => clock.advance(Duration::from_millis(*ms)),
+            Op::Reap => {
+                let reclaimed = core.reap(now);
+                let before = held.len();
+                held.retain(|l| l.acquired_at + ttl(l.rate) > now);
+                prop_assert_eq!(reclaimed, before - held.len());
+            }
+            _ => {}
+        }
+        let model_units: u64 = held.iter().filter(|l| !l.rate).map(|l| l.amount).sum();
+        prop_assert_eq!(slots.held(), model_units, "core and model disagree on units held");
+        prop_assert!(slots.held() <= case.slot_capacity);
+    }
+
+    // Rate: every window.
+    let depths: u64 = policy
+        .tenants
+        .values()
+        .map(|t| t.limits["api"].depth())
+        .sum::<u64>();
+    let guaranteed: u64 = policy.tenants.values().map(|t| t.limits["api"].guaranteed).sum();
+    let c = api.capacity as f64;
+    let slack = depths as f64 + (api.capacity - guaranteed) as f64;
+    for i in 0..rate_events.len() {
+        let mut sum = 0i64;
+        for j in i..rate_events.len() {
+            sum += rate_events[j].1;
+            let window = (rate_events[j].0 - rate_events[i].0) as f64 / NANOS_PER_SEC as f64;
+            prop_assert!(
+                sum as f64 <= c * window + slack,
+                "granted {} in {:.3}s > {} x window + {}",
+                sum,
+                window,
+                c,
+                slack
+            );
+        }
+    }
+
+    // No leaks: release what is left; every pool is empty again.
+    for l in held.drain(..) {
+        core.release(&l.id).unwrap();
+    }
+    prop_assert_eq!(slots.held(), 0);
+    for name in &tenants {
+        let t = core.registry().existing_tenant(name).unwrap();
+        let a = &t.allotments[slots.id];
+        for pool in [&a.reserve, &a.guaranteed] {
+            if let Pool::Concurrency(u) = pool {
+                prop_assert_eq!(u.held(), 0, "tenant {} leaked units", name);
+            }
+        }
+    }
+    for pool in [&slots.shared, &slots.emergency] {
+        if let Pool::Concurrency(u) = pool {
+            prop_assert_eq!(u.held(), 0);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if std::env::var_os("CI").is_some() { 512 } else { 256 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn capacity_is_never_exceeded_and_no_lease_leaks(
+        case in policy_case(),
+        ops in prop::collection::vec(op(), 1..200),
+    ) {
+        check(&case, &ops)?;
+    }
+}
+
+#[test]
+fn the_generator_makes_valid_policies_for_the_extremes() {
+    for (shares, emergency) in [(0, 0), (59, 29)] {
+        let case = PolicyCase {
+            rate_capacity: 10,
+            slot_capacity: 1,
+            emergency_pct: emergency,
+            tenants: vec![
+                TenantCase { qos: 0, rate_share: shares, burst_factor: 3, slot_share: shares, reserve: true };
+                4
+            ],
+        };
+        Policy::load_str(&case.yaml(), "gen").unwrap();
+    }
+}
