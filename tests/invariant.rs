@@ -11,9 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prescient::admission::{
-    AcquireRequest, Admission, AdmissionConfig, Decision, ReportEntry,
-};
+use prescient::admission::{AcquireRequest, Admission, AdmissionConfig, Decision, ReportEntry};
 use prescient::clock::{Clock, ManualClock, NANOS_PER_SEC};
 use prescient::policy::Policy;
 use prescient::pool::Pool;
@@ -50,8 +48,18 @@ impl PolicyCase {
         );
         let room = |c: u64| c - (c as f64 * emergency).floor() as u64;
         // Shares are scaled so their sum stays within the room.
-        let rate_total: u64 = self.tenants.iter().map(|t| t.rate_share).sum::<u64>().max(100);
-        let slot_total: u64 = self.tenants.iter().map(|t| t.slot_share).sum::<u64>().max(100);
+        let rate_total: u64 = self
+            .tenants
+            .iter()
+            .map(|t| t.rate_share)
+            .sum::<u64>()
+            .max(100);
+        let slot_total: u64 = self
+            .tenants
+            .iter()
+            .map(|t| t.slot_share)
+            .sum::<u64>()
+            .max(100);
         for (i, t) in self.tenants.iter().enumerate() {
             let g = room(self.rate_capacity) * t.rate_share / rate_total;
             let s = room(self.slot_capacity) * t.slot_share / slot_total;
@@ -73,11 +81,27 @@ impl PolicyCase {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Acquire { tenant: usize, rate: bool, amount: u64, lease: bool },
-    Release { pick: usize },
-    Report { pick: usize, used_pct: u64 },
-    Reserve { tenant: usize, rate: bool, size: u64 },
-    Advance { ms: u64 },
+    Acquire {
+        tenant: usize,
+        rate: bool,
+        amount: u64,
+        lease: bool,
+    },
+    Release {
+        pick: usize,
+    },
+    Report {
+        pick: usize,
+        used_pct: u64,
+    },
+    Reserve {
+        tenant: usize,
+        rate: bool,
+        size: u64,
+    },
+    Advance {
+        ms: u64,
+    },
     Reap,
 }
 
@@ -91,14 +115,20 @@ fn policy_case() -> impl Strategy<Value = PolicyCase> {
             reserve,
         },
     );
-    (10..2000u64, 1..20u64, 0..30u64, prop::collection::vec(tenant, 1..5)).prop_map(
-        |(rate_capacity, slot_capacity, emergency_pct, tenants)| PolicyCase {
-            rate_capacity,
-            slot_capacity,
-            emergency_pct,
-            tenants,
-        },
+    (
+        10..2000u64,
+        1..20u64,
+        0..30u64,
+        prop::collection::vec(tenant, 1..5),
     )
+        .prop_map(
+            |(rate_capacity, slot_capacity, emergency_pct, tenants)| PolicyCase {
+                rate_capacity,
+                slot_capacity,
+                emergency_pct,
+                tenants,
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -140,7 +170,12 @@ fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
     for op in ops {
         let now = clock.now();
         match op {
-            Op::Acquire { tenant, rate, amount, lease } => {
+            Op::Acquire {
+                tenant,
+                rate,
+                amount,
+                lease,
+            } => {
                 let tenant = &tenants[tenant % tenants.len()];
                 let resource = if *rate { "api" } else { "slots" };
                 let amount = if *rate { *amount } else { 1 + amount % 4 };
@@ -206,7 +241,11 @@ fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
             _ => {}
         }
         let model_units: u64 = held.iter().filter(|l| !l.rate).map(|l| l.amount).sum();
-        prop_assert_eq!(slots.held(), model_units, "core and model disagree on units held");
+        prop_assert_eq!(
+            slots.held(),
+            model_units,
+            "core and model disagree on units held"
+        );
         prop_assert!(slots.held() <= case.slot_capacity);
     }
 
@@ -216,7 +255,11 @@ fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
         .values()
         .map(|t| t.limits["api"].depth())
         .sum::<u64>();
-    let guaranteed: u64 = policy.tenants.values().map(|t| t.limits["api"].guaranteed).sum();
+    let guaranteed: u64 = policy
+        .tenants
+        .values()
+        .map(|t| t.limits["api"].guaranteed)
+        .sum();
     let c = api.capacity as f64;
     let slack = depths as f64 + (api.capacity - guaranteed) as f64;
     for i in 0..rate_events.len() {
@@ -281,7 +324,13 @@ fn the_generator_makes_valid_policies_for_the_extremes() {
             slot_capacity: 1,
             emergency_pct: emergency,
             tenants: vec![
-                TenantCase { qos: 0, rate_share: shares, burst_factor: 3, slot_share: shares, reserve: true };
+                TenantCase {
+                    qos: 0,
+                    rate_share: shares,
+                    burst_factor: 3,
+                    slot_share: shares,
+                    reserve: true
+                };
                 4
             ],
         };

@@ -1,0 +1,87 @@
+//! The command line as an operator meets it: `check` and `serve` errors.
+
+use std::process::Command;
+
+fn prescient(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_prescient"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_example_policy_with_a_one_line_summary() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/policies.yaml");
+    let (code, out, _) = prescient(&["check", path], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("OK: 2 resources, 2 tenants"), "{out}");
+}
+
+#[test]
+fn check_prints_every_reason_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "resources:\n  db: { kind: rate, capacity: 100 }\n\
+         tenants:\n  a: { qos: gold, limits: { db: { guaranteed: 80 } } }\n  \
+         b: { qos: tin, limits: { db: { guaranteed: 30 }, dv: { guaranteed: 1 } } }\n",
+    )
+    .unwrap();
+    let (code, out, _) = prescient(&["check", path.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{out}");
+    let file = path.display().to_string();
+    for reason in [
+        format!("{file}: tenants.b.qos: unknown QoS class \"tin\""),
+        format!("{file}: tenants.b.limits.dv: unknown resource \"dv\""),
+        format!(
+            "{file}: resources.db: guaranteed total 110 (a 80, b 30) exceeds capacity 100 - emergency 0"
+        ),
+        format!("{file}: 3 problems"),
+    ] {
+        assert!(out.contains(&reason), "missing {reason:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn check_of_a_missing_file_says_so() {
+    let (code, out, _) = prescient(&["check", "/nonexistent/p.yaml"], &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("/nonexistent/p.yaml: cannot read"), "{out}");
+}
+
+#[test]
+fn serve_refuses_bad_settings_naming_the_key() {
+    let (code, _, err) = prescient(&["serve"], &[("PRESCIENT_LISTEN", "not-an-address")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("listen"), "{err}");
+}
+
+#[test]
+fn serve_refuses_an_invalid_policy_with_its_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.yaml");
+    std::fs::write(&path, "resources:\n  db: { kind: rate, capacity: 0 }\n").unwrap();
+    let (code, _, err) = prescient(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--policy",
+            path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("resources.db.capacity: must be > 0"), "{err}");
+}
