@@ -1,0 +1,61 @@
+//! One Acquire end to end against a running daemon (default
+//! 127.0.0.1:50051, or the address given as the first argument), on the
+//! example policy that `prescient serve` embeds:
+//!
+//! ```text
+//! cargo run --release -- serve            # terminal 1
+//! cargo run --example acquire             # terminal 2
+//! ```
+
+use prescient::proto::admission_client::AdmissionClient;
+use prescient::proto::{AcquireRequest, Decision, ReleaseRequest};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:50051".into());
+    let mut client = AdmissionClient::connect(format!("http://{addr}")).await?;
+
+    // A rate resource: 300 database queries for tenant "checkout".
+    let r = client
+        .acquire(AcquireRequest {
+            tenant: "checkout".into(),
+            resource: "db_queries".into(),
+            amount: 300,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    println!(
+        "db_queries x300: {:?} (reserve {}, guaranteed {}, shared {}, emergency {}; {} left)",
+        r.decision(),
+        r.from_reserve,
+        r.from_guaranteed,
+        r.from_shared,
+        r.from_emergency,
+        r.remaining
+    );
+
+    // A concurrency resource: hold a worker slot, then give it back.
+    let r = client
+        .acquire(AcquireRequest {
+            tenant: "checkout".into(),
+            resource: "worker_slots".into(),
+            amount: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    println!("worker_slots x1: {:?}, lease {}", r.decision(), r.lease_id);
+    if r.decision() == Decision::Granted {
+        let released = client
+            .release(ReleaseRequest {
+                lease_id: r.lease_id,
+            })
+            .await?
+            .into_inner();
+        println!("released {} unit(s)", released.released_units);
+    }
+    Ok(())
+}
