@@ -63,6 +63,8 @@ pub struct Leases {
     next: AtomicU64,
     key: u64,
     held: AtomicU64,
+    tombstones: AtomicU64,
+    /// Most leases held at once, and most tombstones kept.
     pub max: usize,
 }
 
@@ -73,6 +75,7 @@ impl Leases {
             next: AtomicU64::new(1),
             key: RandomState::new().hash_one(0x7072_6573_6369_656e_u64),
             held: AtomicU64::new(0),
+            tombstones: AtomicU64::new(0),
             max,
         }
     }
@@ -85,8 +88,10 @@ impl Leases {
         LeaseId(x ^ (x >> 31))
     }
 
+    /// Held leases have reached the bound (tombstones do not count).
+    #[inline]
     pub fn is_full(&self) -> bool {
-        self.table.len() >= self.max
+        self.held.load(Ordering::Relaxed) >= self.max as u64
     }
 
     pub fn insert(&self, lease: Lease) -> LeaseId {
@@ -108,11 +113,19 @@ impl Leases {
             return None;
         };
         let lease = lease.clone();
+        self.held.fetch_sub(1, Ordering::Relaxed);
+        if self.tombstones.load(Ordering::Relaxed) >= self.max as u64 {
+            // Memory stays bounded: past `max` tombstones, a released id is
+            // forgotten at once (a second Release then reads NOT_FOUND).
+            drop(entry);
+            self.table.remove(&id.0);
+            return Some(lease);
+        }
         *entry = Entry::Gone {
             lease: lease.clone(),
             forget_at,
         };
-        self.held.fetch_sub(1, Ordering::Relaxed);
+        self.tombstones.fetch_add(1, Ordering::Relaxed);
         Some(lease)
     }
 
@@ -127,8 +140,13 @@ impl Leases {
 
     /// Drops tombstones whose time has come.
     pub fn forget(&self, now: Nanos) {
-        self.table
-            .retain(|_, e| !matches!(e, Entry::Gone { forget_at, .. } if *forget_at <= now));
+        self.table.retain(|_, e| {
+            let keep = !matches!(e, Entry::Gone { forget_at, .. } if *forget_at <= now);
+            if !keep {
+                self.tombstones.fetch_sub(1, Ordering::Relaxed);
+            }
+            keep
+        });
     }
 
     /// Leases currently held.
@@ -140,6 +158,43 @@ impl Leases {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lease() -> Lease {
+        let policy = crate::policy::Policy::load_str(
+            "resources: { s: { kind: concurrency, capacity: 1 } }\ntenants: { t: {} }\n",
+            "t",
+        )
+        .unwrap();
+        let registry = super::super::Registry::new(&policy, 0);
+        Lease {
+            tenant: registry.existing_tenant("t").unwrap(),
+            resource: 0,
+            split: Split::default(),
+            acquired_at: 0,
+            expires_at: 10,
+        }
+    }
+
+    #[test]
+    fn released_leases_do_not_count_against_the_bound() {
+        let leases = Leases::new(2);
+        for _ in 0..10 {
+            assert!(!leases.is_full());
+            let id = leases.insert(lease());
+            assert!(leases.end(id, 100).is_some());
+        }
+        let a = leases.insert(lease());
+        leases.insert(lease());
+        assert!(leases.is_full());
+        leases.end(a, 100);
+        assert!(!leases.is_full());
+        leases.forget(100);
+        assert_eq!(
+            leases.table.len(),
+            1,
+            "tombstones beyond the bound were not kept"
+        );
+    }
 
     #[test]
     fn lease_ids_round_trip_and_do_not_repeat() {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::AdmissionError;
 pub use lease::{LeaseId, Leases};
-pub use registry::{Allotment, Counters, Qos, Registry, Resource, Tenant};
+pub use registry::{Allotment, Counters, Demand, Qos, Registry, Resource, Tenant, TenantRef};
 pub use report::{Outcome, ReportEntry, ReportSummary};
 pub use take::{Scope, seconds_to_gather};
 
@@ -139,7 +139,7 @@ impl Admission {
         tenant: &str,
         resource: &str,
         now: Nanos,
-    ) -> Result<(Arc<Tenant>, &Resource), AdmissionError> {
+    ) -> Result<(TenantRef<'_>, &Resource), AdmissionError> {
         let Some(r) = self.registry.resource(resource) else {
             let known: Vec<_> = self.registry.resource_names().collect();
             return Err(AdmissionError::NotFound(format!(
@@ -199,9 +199,14 @@ impl Admission {
         }
         let (reply, answer) = oneshot::channel();
         let deadline = now.saturating_add(duration_to_nanos(req.max_wait));
-        resource
-            .waiters
-            .push(tenant, req.priority, req.amount, req.lease, deadline, reply);
+        resource.waiters.push(
+            Arc::clone(&tenant),
+            req.priority,
+            req.amount,
+            req.lease,
+            deadline,
+            reply,
+        );
         // The dispatcher always answers; a dropped sender means it stopped.
         answer.await.unwrap_or(Err(AdmissionError::Unavailable))
     }
@@ -235,44 +240,50 @@ impl Admission {
                 self.leases.max
             )));
         }
-        Ok(
-            match take::take(tenant, resource, allotment, amount, scope, now) {
-                Take::Paid { split, remaining } => {
-                    let lease = leased.then(|| {
-                        self.leases.insert(lease::Lease {
-                            tenant: tenant.clone(),
-                            resource: resource.id,
-                            split,
-                            acquired_at: now,
-                            expires_at: now.saturating_add(resource.lease_ttl),
-                        })
-                    });
-                    Decision::Granted(Grant {
-                        split,
-                        lease,
-                        remaining,
-                    })
-                }
-                Take::Short {
-                    retry_after,
+        Ok(match take::take(resource, allotment, amount, scope, now) {
+            Take::Paid { split, remaining } => {
+                let lease = leased.then(|| self.lease(tenant, resource, split, now));
+                Decision::Granted(Grant {
+                    split,
+                    lease,
                     remaining,
-                } => Decision::Denied(Denial {
-                    retry_after,
-                    remaining,
-                }),
-            },
-        )
+                })
+            }
+            Take::Short {
+                retry_after,
+                remaining,
+            } => Decision::Denied(Denial {
+                retry_after,
+                remaining,
+            }),
+        })
     }
 
-    /// Folds a final outcome into the tenant's demand counters.
+    /// Records a lease for a grant; out of line to keep the rate path small.
+    #[cold]
+    #[inline(never)]
+    fn lease(
+        &self,
+        tenant: &Arc<Tenant>,
+        resource: &Resource,
+        split: Split,
+        now: Nanos,
+    ) -> LeaseId {
+        self.leases.insert(lease::Lease {
+            tenant: tenant.clone(),
+            resource: resource.id,
+            split,
+            acquired_at: now,
+            expires_at: now.saturating_add(resource.lease_ttl),
+        })
+    }
+
+    /// Counts a final outcome in the tenant's demand counters.
+    #[inline]
     fn count(&self, tenant: &Tenant, resource: &Resource, amount: u64, decision: &Decision) {
-        let c = &allotment(tenant, resource).counters;
-        c.requests.fetch_add(1, Ordering::Relaxed);
-        c.asked.fetch_add(amount, Ordering::Relaxed);
-        match decision {
-            Decision::Granted(_) => c.granted.fetch_add(amount, Ordering::Relaxed),
-            Decision::Denied(_) => c.denials.fetch_add(1, Ordering::Relaxed),
-        };
+        allotment(tenant, resource)
+            .counters
+            .record(amount, matches!(decision, Decision::Granted(_)));
     }
 
     /// Returns a lease's units to the pools that paid them. Idempotent.

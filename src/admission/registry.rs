@@ -134,16 +134,67 @@ pub struct Allotment {
     /// The most one Acquire could ever be granted (larger is INVALID_ARGUMENT).
     pub max_grant: u64,
     pub counters: Counters,
+    /// The tiers this allotment draws from, in Acquire order: reserve only
+    /// if the policy gives it one, shared and emergency as the QoS class
+    /// allows. Precomputed so the hot path skips pools it can never use.
+    tiers: [Tier; 4],
+    /// How many of `tiers` are used, and how many are the tenant's own
+    /// (reserve, guaranteed: always a prefix).
+    tier_count: u8,
+    own_count: u8,
 }
 
-/// Demand as the core saw it, folded into history by the planner.
+/// Demand as the core saw it since the last fold: one atomic add per
+/// Acquire (requests and tokens packed in one word), a second only on
+/// denial. The planner folds (swaps to zero) every tick, so a word holds one
+/// tick's worth: up to 2^24 requests and 2^40 tokens.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Tokens asked, denied included.
-    pub asked: AtomicU64,
-    pub granted: AtomicU64,
-    pub requests: AtomicU64,
-    pub denials: AtomicU64,
+    /// `requests << 40 | tokens asked`, denied included.
+    asked: AtomicU64,
+    /// `requests << 40 | tokens` of the denied ones.
+    denied: AtomicU64,
+}
+
+const TOKEN_BITS: u32 = 40;
+const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
+
+/// One fold of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Demand {
+    pub requests: u64,
+    pub asked: u64,
+    pub denials: u64,
+    pub denied: u64,
+}
+
+impl Demand {
+    pub fn granted(&self) -> u64 {
+        self.asked - self.denied
+    }
+}
+
+impl Counters {
+    #[inline]
+    pub fn record(&self, amount: u64, granted: bool) {
+        let word = (1 << TOKEN_BITS) | amount.min(TOKEN_MASK);
+        self.asked.fetch_add(word, Ordering::Relaxed);
+        if !granted {
+            self.denied.fetch_add(word, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes what was counted since the last fold.
+    pub fn fold(&self) -> Demand {
+        let a = self.asked.swap(0, Ordering::Relaxed);
+        let d = self.denied.swap(0, Ordering::Relaxed);
+        Demand {
+            requests: a >> TOKEN_BITS,
+            asked: a & TOKEN_MASK,
+            denials: d >> TOKEN_BITS,
+            denied: (d & TOKEN_MASK).min(a & TOKEN_MASK),
+        }
+    }
 }
 
 /// A caller identity with its allotments, indexed by resource id.
@@ -161,14 +212,21 @@ pub struct Tenant {
     pub from_defaults: bool,
 }
 
-impl Tenant {
-    /// The tiers this tenant may draw from, in Acquire order.
-    pub fn tiers(&self) -> impl Iterator<Item = Tier> + '_ {
-        Tier::ALL.into_iter().filter(|t| match t {
-            Tier::Shared => self.qos.borrow,
-            Tier::Emergency => self.qos.emergency,
-            _ => true,
-        })
+/// A tenant found by name: borrowed from the listed ones (no atomic
+/// touched) or shared with the table of those created from defaults.
+pub enum TenantRef<'a> {
+    Listed(&'a Arc<Tenant>),
+    Created(Arc<Tenant>),
+}
+
+impl std::ops::Deref for TenantRef<'_> {
+    type Target = Arc<Tenant>;
+    #[inline]
+    fn deref(&self) -> &Arc<Tenant> {
+        match self {
+            TenantRef::Listed(t) => t,
+            TenantRef::Created(t) => t,
+        }
     }
 }
 
@@ -176,7 +234,11 @@ impl Tenant {
 pub struct Registry {
     pub resources: Box<[Resource]>,
     resource_ids: std::collections::HashMap<Arc<str>, usize, RandomState>,
-    tenants: DashMap<Arc<str>, Arc<Tenant>, RandomState>,
+    /// Tenants the policy lists: read-only after load, so the hot path's
+    /// lookup takes no lock.
+    listed: std::collections::HashMap<Arc<str>, Arc<Tenant>, RandomState>,
+    /// Tenants created from `defaults` on first use.
+    created: DashMap<Arc<str>, Arc<Tenant>, RandomState>,
     defaults: Option<(TenantSpec, Qos)>,
     max_default_tenants: usize,
     default_tenants: AtomicUsize,
@@ -207,22 +269,26 @@ impl Registry {
             .defaults
             .as_ref()
             .map(|d| (d.clone(), Qos::from(qos[&d.qos])));
-        let registry = Self {
+        let mut registry = Self {
             resources,
             resource_ids,
-            tenants: DashMap::with_hasher(RandomState::default()),
+            listed: Default::default(),
+            created: DashMap::with_hasher(RandomState::default()),
             defaults,
             max_default_tenants,
             default_tenants: AtomicUsize::new(0),
             next_tenant_id: AtomicU64::new(0),
             qos,
         };
-        for (name, spec) in &policy.tenants {
-            let tenant = registry.build_tenant(name, spec, false);
-            registry
-                .tenants
-                .insert(tenant.name.clone(), Arc::new(tenant));
-        }
+        let listed = policy
+            .tenants
+            .iter()
+            .map(|(name, spec)| {
+                let tenant = registry.build_tenant(name, spec, false);
+                (tenant.name.clone(), Arc::new(tenant))
+            })
+            .collect();
+        registry.listed = listed;
         registry
     }
 
@@ -251,7 +317,13 @@ impl Registry {
         }
     }
 
+    #[inline]
     pub fn resource(&self, name: &str) -> Option<&Resource> {
+        // A policy names a handful of resources: comparing names beats
+        // hashing one.
+        if self.resources.len() <= 8 {
+            return self.resources.iter().find(|r| *r.name == *name);
+        }
         self.resource_ids.get(name).map(|&i| &self.resources[i])
     }
 
@@ -261,20 +333,31 @@ impl Registry {
 
     /// A listed tenant, or one created from `defaults` on first use.
     #[inline]
-    pub fn tenant(&self, name: &str, now: Nanos) -> Result<Arc<Tenant>, AdmissionError> {
-        if let Some(t) = self.tenants.get(name) {
-            return Ok(t.clone());
+    pub fn tenant(&self, name: &str, now: Nanos) -> Result<TenantRef<'_>, AdmissionError> {
+        if let Some(t) = self.listed.get(name) {
+            return Ok(TenantRef::Listed(t));
         }
-        self.create_from_defaults(name, now)
+        if let Some(t) = self.created.get(name) {
+            return Ok(TenantRef::Created(t.clone()));
+        }
+        self.create_from_defaults(name, now).map(TenantRef::Created)
     }
 
     /// A listed (or already created) tenant; never creates one.
     pub fn existing_tenant(&self, name: &str) -> Option<Arc<Tenant>> {
-        self.tenants.get(name).map(|t| t.clone())
+        self.listed
+            .get(name)
+            .cloned()
+            .or_else(|| self.created.get(name).map(|t| t.clone()))
     }
 
+    /// Every tenant, listed and created.
     pub fn tenants(&self) -> Vec<Arc<Tenant>> {
-        self.tenants.iter().map(|e| e.value().clone()).collect()
+        self.listed
+            .values()
+            .cloned()
+            .chain(self.created.iter().map(|e| e.value().clone()))
+            .collect()
     }
 
     #[cold]
@@ -292,7 +375,7 @@ impl Registry {
                 self.max_default_tenants
             )));
         }
-        match self.tenants.entry(name.into()) {
+        match self.created.entry(name.into()) {
             dashmap::Entry::Occupied(e) => Ok(e.get().clone()),
             dashmap::Entry::Vacant(slot) => {
                 // Carve the default guarantees out of the shared pools, all
@@ -374,6 +457,17 @@ impl Allotment {
         }
     }
 
+    /// The tiers to draw from: all the class allows, or only its own.
+    #[inline]
+    pub fn tiers(&self, own_only: bool) -> &[Tier] {
+        let n = if own_only {
+            self.own_count
+        } else {
+            self.tier_count
+        };
+        &self.tiers[..n as usize]
+    }
+
     pub fn pool<'a>(&'a self, tier: Tier, r: &'a Resource) -> &'a Pool {
         match tier {
             Tier::Reserve => &self.reserve,
@@ -415,11 +509,32 @@ fn allotment(r: &Resource, limit: LimitSpec, qos: Qos) -> Allotment {
         Kind::Concurrency => g,
     };
     let max_grant = own + beyond_own + if qos.emergency { r.emergency_units } else { 0 };
+    let mut tiers = [Tier::Guaranteed; 4];
+    let mut n = 0;
+    let wanted = [
+        (Tier::Reserve, limit.reserve.is_some()),
+        (Tier::Guaranteed, true),
+        (Tier::Shared, qos.borrow),
+        (Tier::Emergency, qos.emergency),
+    ];
+    let mut own_count = 0;
+    for (tier, on) in wanted {
+        if on {
+            tiers[n] = tier;
+            n += 1;
+            if matches!(tier, Tier::Reserve | Tier::Guaranteed) {
+                own_count = n;
+            }
+        }
+    }
     Allotment {
         reserve,
         guaranteed,
         limit,
         max_grant,
         counters: Counters::default(),
+        tiers,
+        tier_count: n as u8,
+        own_count: own_count as u8,
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::registry::{Allotment, Resource, Tenant};
+use super::registry::{Allotment, Resource};
 use crate::clock::{NANOS_PER_SEC, Nanos};
 use crate::policy::Kind;
 use crate::pool::{Pool, Split, Tier};
@@ -31,14 +31,9 @@ pub enum Take {
     },
 }
 
-fn in_scope(tier: Tier, scope: Scope) -> bool {
-    scope == Scope::All || matches!(tier, Tier::Reserve | Tier::Guaranteed)
-}
-
 /// Pays `amount` from the tenant's tiers, or takes nothing.
 #[inline]
 pub fn take(
-    tenant: &Tenant,
     resource: &Resource,
     allotment: &Allotment,
     amount: u64,
@@ -46,23 +41,30 @@ pub fn take(
     now: Nanos,
 ) -> Take {
     if let Some(gate) = &resource.gate {
-        let got = gate.take_up_to(amount);
+        let (got, _) = gate.take_up_to(amount);
         if got < amount {
             gate.put_back(got);
-            return short(tenant, resource, allotment, amount, scope, now);
+            return short(resource, allotment, amount, scope, now);
         }
     }
     let mut split = Split::default();
     let mut need = amount;
-    for tier in tenant.tiers().filter(|t| in_scope(*t, scope)) {
-        let got = allotment.pool(tier, resource).take_up_to(need, now);
+    let mut tiers = allotment.tiers(scope == Scope::Own).iter().copied();
+    while let Some(tier) = tiers.next() {
+        let (got, available) = allotment.pool(tier, resource).take_up_to(need, now);
         split.set(tier, got);
         need -= got;
         if need == 0 {
-            return Take::Paid {
-                split,
-                remaining: remaining(tenant, resource, allotment, scope, now),
-            };
+            // Tiers before this one were emptied; add what this one and
+            // the ones after still hold.
+            let mut remaining = available - got;
+            for later in tiers {
+                remaining += allotment.pool(later, resource).available(now);
+            }
+            if let Some(gate) = &resource.gate {
+                remaining = remaining.min(gate.available());
+            }
+            return Take::Paid { split, remaining };
         }
     }
     // Short: undo the partial takes (and the gate's whole amount).
@@ -74,7 +76,7 @@ pub fn take(
     if let Some(gate) = &resource.gate {
         gate.put_back(amount);
     }
-    short(tenant, resource, allotment, amount, scope, now)
+    short(resource, allotment, amount, scope, now)
 }
 
 /// Returns a grant's split to the pools that paid it, and to the gate.
@@ -90,17 +92,11 @@ pub fn give_back(resource: &Resource, allotment: &Allotment, split: &Split, now:
 }
 
 /// Tokens or units the tenant could take right now.
-pub fn remaining(
-    tenant: &Tenant,
-    resource: &Resource,
-    allotment: &Allotment,
-    scope: Scope,
-    now: Nanos,
-) -> u64 {
-    let sum: u64 = tenant
-        .tiers()
-        .filter(|t| in_scope(*t, scope))
-        .map(|t| allotment.pool(t, resource).available(now))
+pub fn remaining(resource: &Resource, allotment: &Allotment, scope: Scope, now: Nanos) -> u64 {
+    let sum: u64 = allotment
+        .tiers(scope == Scope::Own)
+        .iter()
+        .map(|&t| allotment.pool(t, resource).available(now))
         .sum();
     match &resource.gate {
         Some(gate) => sum.min(gate.available()),
@@ -110,27 +106,26 @@ pub fn remaining(
 
 #[cold]
 fn short(
-    tenant: &Tenant,
     resource: &Resource,
     allotment: &Allotment,
     amount: u64,
     scope: Scope,
     now: Nanos,
 ) -> Take {
-    let remaining = remaining(tenant, resource, allotment, scope, now);
+    let remaining = remaining(resource, allotment, scope, now);
     let wait = match resource.kind {
         Kind::Rate => {
-            let pools: Vec<(f64, f64, u64)> = tenant
-                .tiers()
-                .filter(|t| in_scope(*t, scope))
-                .filter_map(|t| match allotment.pool(t, resource) {
-                    Pool::Rate(b) => Some(b.outlook(now)),
-                    Pool::Concurrency(_) => None,
-                })
-                .collect();
+            let mut pools = [(0.0, 0.0, 0); 4];
+            let mut n = 0;
+            for &t in allotment.tiers(scope == Scope::Own) {
+                if let Pool::Rate(b) = allotment.pool(t, resource) {
+                    pools[n] = b.outlook(now);
+                    n += 1;
+                }
+            }
             // Not reachable at the current sizes: look again after the next
             // resize, one tick (1 s) away at most.
-            seconds_to_gather(&pools, amount).unwrap_or(1.0)
+            seconds_to_gather(&pools[..n], amount).unwrap_or(1.0)
         }
         Kind::Concurrency => {
             // Units come back as leases end: with `held` leases of mean hold
@@ -147,10 +142,14 @@ fn short(
     }
 }
 
+/// Most pools one request draws from: the four tiers.
+const MAX_POOLS: usize = 4;
+
 /// The least `t` (seconds) at which `Σ max(0, min(depth, fill + rate·t))
-/// ≥ need` over the pools given as (fill, rate, depth), where a fill below
-/// zero is debt; `None` if never.
+/// ≥ need` over at most four pools given as (fill, rate, depth), where a
+/// fill below zero is debt; `None` if never. Allocates nothing.
 pub fn seconds_to_gather(pools: &[(f64, f64, u64)], need: u64) -> Option<f64> {
+    assert!(pools.len() <= MAX_POOLS, "at most one pool per tier");
     let need = need as f64;
     let mut value: f64 = pools.iter().map(|p| p.0.clamp(0.0, p.2 as f64)).sum();
     if value >= need {
@@ -158,24 +157,22 @@ pub fn seconds_to_gather(pools: &[(f64, f64, u64)], need: u64) -> Option<f64> {
     }
     // A pool in debt first refills to zero, contributing nothing; fold that
     // delay in by measuring every pool from the moment it starts to count.
-    let mut filling: Vec<(f64, f64, f64)> = pools
-        .iter()
-        .filter(|p| p.1 > 0.0 && (p.2 as f64) > p.0)
-        .map(|p| {
-            let starts = (-p.0).max(0.0) / p.1;
-            let full = (p.2 as f64 - p.0) / p.1;
-            (starts, full, p.1)
-        })
-        .collect();
+    // (starts counting, full, rate) per pool still filling.
+    let mut buf = [(0.0, 0.0, 0.0); MAX_POOLS];
+    let mut n = 0;
+    for p in pools.iter().filter(|p| p.1 > 0.0 && (p.2 as f64) > p.0) {
+        buf[n] = ((-p.0).max(0.0) / p.1, (p.2 as f64 - p.0) / p.1, p.1);
+        n += 1;
+    }
+    let filling = &mut buf[..n];
     if filling.iter().any(|f| f.0 > 0.0) {
         // Rare (debt): step through events in time order.
-        return gather_with_debt(&filling, value, need);
+        return gather_with_debt(filling, value, need);
     }
-    let mut filling: Vec<(f64, f64)> = filling.drain(..).map(|f| (f.1, f.2)).collect();
-    filling.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut slope: f64 = filling.iter().map(|f| f.1).sum();
+    filling.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut slope: f64 = filling.iter().map(|f| f.2).sum();
     let mut t = 0.0;
-    for (full_at, rate) in filling {
+    for &mut (_, full_at, rate) in filling {
         let at_full = value + slope * (full_at - t);
         if at_full >= need {
             return Some(t + (need - value) / slope);
@@ -190,7 +187,12 @@ pub fn seconds_to_gather(pools: &[(f64, f64, u64)], need: u64) -> Option<f64> {
 /// [`seconds_to_gather`] when some pools are in debt: each pool counts
 /// from `starts` to `full` at its rate; find where the sum reaches `need`.
 fn gather_with_debt(pools: &[(f64, f64, f64)], base: f64, need: f64) -> Option<f64> {
-    let mut events: Vec<f64> = pools.iter().flat_map(|p| [p.0, p.1]).collect();
+    let mut buf = [f64::INFINITY; 2 * MAX_POOLS];
+    for (i, p) in pools.iter().enumerate() {
+        buf[2 * i] = p.0;
+        buf[2 * i + 1] = p.1;
+    }
+    let events = &mut buf[..2 * pools.len()];
     events.sort_by(f64::total_cmp);
     let value_at = |t: f64| -> f64 {
         base + pools
@@ -199,7 +201,7 @@ fn gather_with_debt(pools: &[(f64, f64, f64)], base: f64, need: f64) -> Option<f
             .sum::<f64>()
     };
     let mut prev = 0.0;
-    for t in events {
+    for &mut t in events {
         if value_at(t) >= need {
             // Linear between prev and t.
             let (v0, v1) = (value_at(prev), value_at(t));

@@ -86,15 +86,17 @@ impl Bucket {
         available_at(tat, interval, depth, ticks(now))
     }
 
-    /// Takes up to `want` tokens; returns how many were taken.
+    /// Takes up to `want` tokens; returns how many were taken and how many
+    /// were there.
     #[inline]
-    pub fn take_up_to(&self, want: u64, now: Nanos) -> u64 {
+    pub fn take_up_to(&self, want: u64, now: Nanos) -> (u64, u64) {
         let now = ticks(now);
         loop {
             let (tat, interval, depth) = self.load();
-            let k = want.min(available_at(tat, interval, depth, now));
+            let available = available_at(tat, interval, depth, now);
+            let k = want.min(available);
             if k == 0 {
-                return 0;
+                return (0, available);
             }
             let new = tat.max(now).saturating_add(k * interval).min(MAX_TAT);
             if self
@@ -102,9 +104,14 @@ impl Bucket {
                 .compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                return k;
+                return (k, available);
             }
         }
+    }
+
+    #[cfg(test)]
+    fn take_up_to_n(&self, want: u64, now: Nanos) -> u64 {
+        self.take_up_to(want, now).0
     }
 
     /// Returns `n` tokens taken earlier; a full bucket stays full.
@@ -259,10 +266,10 @@ mod tests {
     #[test]
     fn full_bucket_grants_its_depth_then_refills_at_its_rate() {
         let b = Bucket::new(10.0, 20);
-        assert_eq!(b.take_up_to(100, 0), 20);
-        assert_eq!(b.take_up_to(1, 0), 0);
+        assert_eq!(b.take_up_to_n(100, 0), 20);
+        assert_eq!(b.take_up_to_n(1, 0), 0);
         assert_eq!(b.available(SEC / 2), 5);
-        assert_eq!(b.take_up_to(100, SEC), 10);
+        assert_eq!(b.take_up_to_n(100, SEC), 10);
         assert_eq!(b.available(100 * SEC), 20, "never more than depth");
     }
 
@@ -270,9 +277,9 @@ mod tests {
     fn uneven_intervals_still_grant_the_whole_depth_one_by_one() {
         let b = Bucket::new(3.0, 3);
         for _ in 0..3 {
-            assert_eq!(b.take_up_to(1, 0), 1);
+            assert_eq!(b.take_up_to_n(1, 0), 1);
         }
-        assert_eq!(b.take_up_to(1, 0), 0);
+        assert_eq!(b.take_up_to_n(1, 0), 0);
         // Intervals round up (never over-grant): full a hair after 1 s.
         assert_eq!(b.available(SEC), 2);
         assert_eq!(b.available(SEC + 1), 3);
@@ -281,7 +288,7 @@ mod tests {
     #[test]
     fn put_back_returns_tokens_but_never_overfills() {
         let b = Bucket::new(10.0, 10);
-        assert_eq!(b.take_up_to(6, 0), 6);
+        assert_eq!(b.take_up_to_n(6, 0), 6);
         b.put_back(4, 0);
         assert_eq!(b.available(0), 8);
         b.put_back(100, 0);
@@ -301,7 +308,7 @@ mod tests {
     #[test]
     fn time_until_follows_the_refill_rate() {
         let b = Bucket::new(100.0, 100);
-        b.take_up_to(100, 0);
+        b.take_up_to_n(100, 0);
         assert_eq!(b.time_until(50, 0), Some(SEC / 2));
         assert_eq!(b.time_until(0, 0), Some(0));
         assert_eq!(b.time_until(101, 0), None, "deeper than the bucket");
@@ -311,7 +318,7 @@ mod tests {
     #[test]
     fn set_rate_keeps_tokens_and_caps_them_at_the_new_depth() {
         let b = Bucket::new(10.0, 10);
-        b.take_up_to(4, 0);
+        b.take_up_to_n(4, 0);
         b.set_rate(100.0, 100, 0);
         assert_eq!(b.available(0), 6, "resizing creates no tokens");
         assert_eq!(b.available(SEC), 100);
@@ -331,7 +338,7 @@ mod tests {
             let handles: Vec<_> = (0..4)
                 .map(|_| {
                     let b = b.clone();
-                    s.spawn(move || (0..2000).map(|_| b.take_up_to(1, 0)).sum::<u64>())
+                    s.spawn(move || (0..2000).map(|_| b.take_up_to_n(1, 0)).sum::<u64>())
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).sum()

@@ -79,8 +79,9 @@ pub enum Pool {
 }
 
 impl Pool {
+    /// Takes up to `want`; returns (taken, available before the take).
     #[inline]
-    pub fn take_up_to(&self, want: u64, now: Nanos) -> u64 {
+    pub fn take_up_to(&self, want: u64, now: Nanos) -> (u64, u64) {
         match self {
             Pool::Rate(b) => b.take_up_to(want, now),
             Pool::Concurrency(u) => u.take_up_to(want),

@@ -26,14 +26,16 @@ impl Units {
             .saturating_sub(self.held.load(Ordering::Relaxed))
     }
 
-    /// Takes up to `want` units; returns how many were taken.
+    /// Takes up to `want` units; returns how many were taken and how many
+    /// were there.
     #[inline]
-    pub fn take_up_to(&self, want: u64) -> u64 {
+    pub fn take_up_to(&self, want: u64) -> (u64, u64) {
         let mut held = self.held.load(Ordering::Relaxed);
         loop {
-            let k = want.min(self.limit.load(Ordering::Relaxed).saturating_sub(held));
+            let available = self.limit.load(Ordering::Relaxed).saturating_sub(held);
+            let k = want.min(available);
             if k == 0 {
-                return 0;
+                return (0, available);
             }
             match self.held.compare_exchange_weak(
                 held,
@@ -41,7 +43,7 @@ impl Units {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return k,
+                Ok(_) => return (k, available),
                 Err(actual) => held = actual,
             }
         }
@@ -81,9 +83,9 @@ mod tests {
     #[test]
     fn takes_at_most_the_limit_and_gets_units_back() {
         let u = Units::new(4);
-        assert_eq!(u.take_up_to(3), 3);
-        assert_eq!(u.take_up_to(3), 1);
-        assert_eq!(u.take_up_to(1), 0);
+        assert_eq!(u.take_up_to(3), (3, 4));
+        assert_eq!(u.take_up_to(3), (1, 1));
+        assert_eq!(u.take_up_to(1), (0, 0));
         u.put_back(2);
         assert_eq!(u.available(), 2);
     }
@@ -95,8 +97,8 @@ mod tests {
         u.set_limit(2);
         assert_eq!(u.available(), 0);
         u.put_back(1);
-        assert_eq!(u.take_up_to(5), 0, "3 held, limit 2");
+        assert_eq!(u.take_up_to(5).0, 0, "3 held, limit 2");
         u.put_back(2);
-        assert_eq!(u.take_up_to(5), 1);
+        assert_eq!(u.take_up_to(5), (1, 1));
     }
 }
