@@ -3,7 +3,7 @@
 //! simulator drive the same code with a [`ManualClock`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Nanoseconds since the clock's own epoch (its creation). Monotonic.
 pub type Nanos = u64;
@@ -13,6 +13,9 @@ pub const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// A monotonic source of [`Nanos`].
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Nanos;
+
+    /// Wall-clock time at `at` (events and forecast points are in it).
+    fn wall(&self, at: Nanos) -> SystemTime;
 }
 
 /// The real clock: a TSC-backed monotonic clock (`quanta`), a few ns a read,
@@ -20,13 +23,18 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock {
     clock: quanta::Clock,
     epoch: u64,
+    wall_epoch: SystemTime,
 }
 
 impl SystemClock {
     pub fn new() -> Self {
         let clock = quanta::Clock::new();
         let epoch = clock.raw();
-        Self { clock, epoch }
+        Self {
+            clock,
+            epoch,
+            wall_epoch: SystemTime::now(),
+        }
     }
 }
 
@@ -41,18 +49,35 @@ impl Clock for SystemClock {
     fn now(&self) -> Nanos {
         self.clock.delta_as_nanos(self.epoch, self.clock.raw())
     }
+
+    fn wall(&self, at: Nanos) -> SystemTime {
+        self.wall_epoch + Duration::from_nanos(at)
+    }
 }
 
 /// A clock that moves only when told to: tests and the simulator.
-#[derive(Default)]
 pub struct ManualClock {
     now: AtomicU64,
+    /// Wall-clock time at `now == 0`.
+    wall_epoch: SystemTime,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new(0)
+    }
 }
 
 impl ManualClock {
     pub fn new(start: Nanos) -> Self {
+        Self::with_wall_epoch(start, SystemTime::UNIX_EPOCH)
+    }
+
+    /// A clock whose `0` is `wall_epoch` on the wall clock.
+    pub fn with_wall_epoch(start: Nanos, wall_epoch: SystemTime) -> Self {
         Self {
             now: AtomicU64::new(start),
+            wall_epoch,
         }
     }
 
@@ -69,6 +94,10 @@ impl Clock for ManualClock {
     #[inline]
     fn now(&self) -> Nanos {
         self.now.load(Ordering::SeqCst)
+    }
+
+    fn wall(&self, at: Nanos) -> SystemTime {
+        self.wall_epoch + Duration::from_nanos(at)
     }
 }
 

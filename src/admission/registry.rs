@@ -119,6 +119,12 @@ impl Resource {
             });
     }
 
+    /// What reserves may share: `C − Σg − emergency`.
+    pub fn reservable(&self) -> u64 {
+        (self.capacity - self.emergency_units)
+            .saturating_sub(self.guaranteed_total.load(Ordering::Relaxed))
+    }
+
     /// Units held at once, across all tiers (concurrency only).
     pub fn held(&self) -> u64 {
         self.gate.as_ref().map_or(0, Units::held)
@@ -439,6 +445,23 @@ impl Registry {
         }
         resource.waiters.wake();
         size
+    }
+
+    /// Moves the tokens sitting idle in a tenant's reserve to the shared
+    /// pool (spill): reserved capacity nobody uses is not wasted. Tokens
+    /// move, never appear, so the capacity invariant holds. Returns how
+    /// many moved (rate resources only).
+    pub fn spill(&self, tenant: &Tenant, resource: &Resource, now: Nanos) -> u64 {
+        let a = &tenant.allotments[resource.id];
+        let (Pool::Rate(reserve), Pool::Rate(shared)) = (&a.reserve, &resource.shared) else {
+            return 0;
+        };
+        let (moved, _) = reserve.take_up_to(u64::MAX, now);
+        shared.put_back(moved, now);
+        if moved > 0 {
+            resource.waiters.wake();
+        }
+        moved
     }
 
     pub fn lease_ttl(&self, resource: &Resource) -> Duration {

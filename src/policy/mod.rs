@@ -152,6 +152,20 @@ pub struct ReserveSpec {
     /// has left after guarantees and emergency.
     #[serde(default)]
     pub max: Option<u64>,
+    /// Seasons of the demand (e.g. `[1h, 1d]`); empty: detected from the
+    /// history once there is enough of it.
+    #[serde(default)]
+    pub seasons: Vec<humantime_serde::Serde<Duration>>,
+}
+
+impl ReserveSpec {
+    /// Season lengths in whole minutes (the forecasting resolution).
+    pub fn season_minutes(&self) -> Vec<usize> {
+        self.seasons
+            .iter()
+            .map(|d| (d.as_secs() / 60) as usize)
+            .collect()
+    }
 }
 
 fn default_quantile() -> f64 {

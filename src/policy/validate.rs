@@ -223,6 +223,18 @@ fn check_limit(problems: &mut Problems, path: &str, l: &LimitSpec, r: &ResourceS
         if res.horizon.is_zero() {
             problems.push(format!("{path}.reserve.horizon"), "must be > 0");
         }
+        for (i, season) in res.seasons.iter().enumerate() {
+            let secs = season.as_secs();
+            if secs < 120 || secs % 60 != 0 {
+                problems.push(
+                    format!("{path}.reserve.seasons[{i}]"),
+                    format!(
+                        "{} must be a whole number of minutes, at least 2m",
+                        humantime::format_duration(**season)
+                    ),
+                );
+            }
+        }
         if let Some(max) = res.max
             && max > room
         {

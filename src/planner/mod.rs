@@ -1,0 +1,485 @@
+//! The planner: every tick it folds the core's demand counters into each
+//! (tenant, resource) history, forecasts demand, and resizes the reserve
+//! pools (DESIGN §2, §6). Data flow: tick → [`history`] → [`model`] (refits,
+//! off the tick) → [`forecast`] (online) → [`sizing`] → pool sizes.
+//!
+//! The planner takes `now` as an argument like everything in the core, so
+//! the daemon drives it from a thread on the system clock and tests (and the
+//! simulator) drive the very same code tick by tick on a manual clock.
+
+pub mod forecast;
+pub mod history;
+pub mod model;
+pub mod sizing;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::admission::{Admission, Tenant};
+use crate::clock::{NANOS_PER_SEC, Nanos};
+use crate::policy::{EventSpec, Kind, Policy};
+use forecast::{Accuracy, Band, Forecaster};
+use history::{History, Sample};
+use model::{FitJob, Fitted};
+
+/// How the planner runs.
+#[derive(Debug, Clone)]
+pub struct PlannerConfig {
+    pub tick: Duration,
+    /// A series is refit at least this often (once it has the history).
+    pub refit_every: Duration,
+    /// Share of one core refits may use, on average.
+    pub refit_budget: f64,
+    /// Early refit when the forecast's bias exceeds this share of the level.
+    pub refit_threshold: f64,
+    /// Minutes of forecast published per series (GetForecast points).
+    pub published_minutes: usize,
+    /// Fit on the tick's own thread (tests, simulator: deterministic) or on
+    /// a worker thread (the daemon: a slow fit never delays a tick).
+    pub inline_refits: bool,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(1),
+            refit_every: Duration::from_secs(60),
+            refit_budget: 0.25,
+            refit_threshold: 0.25,
+            published_minutes: 15,
+            inline_refits: false,
+        }
+    }
+}
+
+/// One point of a published forecast: the band of the demand rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub at: SystemTime,
+    pub band: Band,
+}
+
+/// The published forecast of one (tenant, resource).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastView {
+    pub tenant: Arc<str>,
+    pub resource: Arc<str>,
+    /// Reserve in force (tokens/s or units).
+    pub reserve: u64,
+    /// Demand observed in the last tick (per second).
+    pub demand: f64,
+    pub model: &'static str,
+    pub seasons: Vec<usize>,
+    pub points: Vec<Point>,
+    pub accuracy: Accuracy,
+}
+
+/// Everything the planner published at one tick.
+#[derive(Debug, Clone, Default)]
+pub struct Forecasts {
+    pub tick: u64,
+    pub at: Option<SystemTime>,
+    pub series: BTreeMap<(Arc<str>, Arc<str>), ForecastView>,
+}
+
+impl Forecasts {
+    pub fn get(&self, tenant: &str, resource: &str) -> Option<&ForecastView> {
+        self.series.get(&(Arc::from(tenant), Arc::from(resource)))
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TickReport {
+    pub series: usize,
+    pub refits_started: usize,
+    pub refits_applied: usize,
+    pub elapsed: Duration,
+}
+
+struct Series {
+    tenant: Arc<Tenant>,
+    resource: usize,
+    history: History,
+    forecaster: Forecaster,
+    /// Seasons from the policy, minutes.
+    seasons: Vec<usize>,
+    horizon: Duration,
+    last_fit: Option<u64>,
+    fitting: bool,
+    last_demand: f64,
+}
+
+struct Done {
+    series: usize,
+    fitted: Option<Fitted>,
+    from: u64,
+    cost: Duration,
+}
+
+/// The refit worker: a thread of its own, so fits never run on the gRPC
+/// runtime or delay a tick.
+struct Worker {
+    jobs: mpsc::Sender<(usize, u64, FitJob)>,
+    done: mpsc::Receiver<Done>,
+}
+
+impl Worker {
+    fn start() -> Self {
+        let (jobs, inbox) = mpsc::channel::<(usize, u64, FitJob)>();
+        let (outbox, done) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("prescient-refit".into())
+            .spawn(move || {
+                // Ends when the planner (the jobs sender) is dropped.
+                for (series, from, job) in inbox {
+                    let started = Instant::now();
+                    let fitted = model::fit(&job);
+                    let cost = started.elapsed();
+                    if outbox
+                        .send(Done {
+                            series,
+                            fitted,
+                            from,
+                            cost,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+            .expect("spawn the refit thread");
+        Self { jobs, done }
+    }
+}
+
+/// The planner of one daemon (or one simulation).
+pub struct Planner {
+    core: Arc<Admission>,
+    config: PlannerConfig,
+    events: Vec<EventSpec>,
+    series: Vec<Series>,
+    known: HashSet<(u64, usize)>,
+    ticks_per_minute: u32,
+    ticks: u64,
+    worker: Option<Worker>,
+    /// Mean cost of one fit (s), to keep refits within the budget.
+    fit_cost: f64,
+    /// Refit credit (s of CPU) accumulated from the budget.
+    credit: f64,
+    published: tokio::sync::watch::Sender<Arc<Forecasts>>,
+}
+
+impl Planner {
+    pub fn new(core: Arc<Admission>, policy: &Policy, config: PlannerConfig) -> Self {
+        let tick = config.tick.max(Duration::from_millis(1));
+        let ticks_per_minute = (60.0 / tick.as_secs_f64()).round().max(1.0) as u32;
+        let worker = (!config.inline_refits).then(Worker::start);
+        let (published, _) = tokio::sync::watch::channel(Arc::new(Forecasts::default()));
+        Self {
+            core,
+            events: policy.events.clone(),
+            series: Vec::new(),
+            known: HashSet::new(),
+            ticks_per_minute,
+            ticks: 0,
+            worker,
+            fit_cost: 0.005,
+            credit: 0.0,
+            published,
+            config,
+        }
+    }
+
+    /// Forecasts as of the last tick; `changed()` fires every tick.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Forecasts>> {
+        self.published.subscribe()
+    }
+
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    /// Bytes of history held, all series.
+    pub fn history_memory(&self) -> usize {
+        self.series.iter().map(|s| s.history.memory()).sum()
+    }
+
+    /// Adds series for tenants that appeared (listed, or from defaults).
+    fn sync_series(&mut self) {
+        for tenant in self.core.registry().tenants() {
+            for (resource, allotment) in tenant.allotments.iter().enumerate() {
+                if !self.known.insert((tenant.id, resource)) {
+                    continue;
+                }
+                let spec = allotment.limit.reserve.as_ref();
+                self.series.push(Series {
+                    tenant: tenant.clone(),
+                    resource,
+                    history: History::default(),
+                    forecaster: Forecaster::new(spec.map_or(0.95, |r| r.quantile)),
+                    seasons: spec.map(|r| r.season_minutes()).unwrap_or_default(),
+                    horizon: spec.map_or(Duration::from_secs(30), |r| r.horizon),
+                    last_fit: None,
+                    fitting: false,
+                    last_demand: 0.0,
+                });
+            }
+        }
+    }
+
+    /// One tick at `now`: fold, forecast, resize, publish.
+    pub fn tick(&mut self, now: Nanos) -> TickReport {
+        let started = Instant::now();
+        let mut report = TickReport::default();
+        self.sync_series();
+        let tick_secs = self.config.tick.as_secs_f64();
+        let tpm = self.ticks_per_minute;
+
+        // 1. Fold the counters into history; score last tick's forecast.
+        for s in &mut self.series {
+            let d = s.tenant.allotments[s.resource].counters.fold();
+            let sample = Sample {
+                demand: d.asked as f64 / tick_secs,
+                granted: d.granted() as f64 / tick_secs,
+                arrivals: d.requests as f64 / tick_secs,
+            };
+            s.history.record(sample, tpm);
+            let minute = (s.history.ticks - 1) / tpm as u64;
+            s.forecaster.observe(sample.demand, minute);
+            s.last_demand = sample.demand;
+        }
+
+        // 2. Refits: collect what finished, start what is due.
+        report.refits_applied = self.collect_refits();
+        report.refits_started = self.start_refits();
+
+        // 3. Forecast and size, resource by resource.
+        let wall = self.core.clock().wall(now);
+        for resource in 0..self.core.registry().resources.len() {
+            self.size(resource, now, wall);
+        }
+
+        // 4. Publish.
+        self.ticks += 1;
+        self.publish(wall);
+        report.series = self.series.len();
+        report.elapsed = started.elapsed();
+        report
+    }
+
+    fn collect_refits(&mut self) -> usize {
+        let Some(worker) = &self.worker else {
+            return 0;
+        };
+        let done: Vec<Done> = worker.done.try_iter().collect();
+        let n = done.len();
+        for d in done {
+            self.apply(d);
+        }
+        n
+    }
+
+    fn apply(&mut self, d: Done) {
+        self.fit_cost += 0.2 * (d.cost.as_secs_f64() - self.fit_cost);
+        let s = &mut self.series[d.series];
+        s.fitting = false;
+        s.last_fit = Some(d.from);
+        if let Some(fitted) = d.fitted {
+            s.forecaster.install(fitted, d.from);
+        }
+    }
+
+    /// Starts the refits that are due, most urgent first, within the CPU
+    /// budget: each tick earns `budget × tick` seconds of fitting.
+    fn start_refits(&mut self) -> usize {
+        let tpm = self.ticks_per_minute as u64;
+        let every = (self.config.refit_every.as_secs() / 60).max(1);
+        let threshold = self.config.refit_threshold;
+        let mut due: Vec<(bool, u64, usize)> = Vec::new();
+        for (i, s) in self.series.iter().enumerate() {
+            let minutes = s.history.ticks / tpm;
+            if s.fitting || (minutes as usize) < model::MIN_MINUTES {
+                continue;
+            }
+            let next = s.history.ticks / tpm;
+            let horizon = s.horizon.as_secs().div_ceil(60) + 1;
+            let stale = match s.last_fit {
+                None => true,
+                Some(at) => minutes >= at + every || !s.forecaster.covers(next, horizon),
+            };
+            // Drift is acted on at most once a minute per series.
+            let drifted =
+                s.last_fit.is_some_and(|at| minutes > at) && s.forecaster.drifted(threshold);
+            if stale || drifted {
+                due.push((drifted, s.last_fit.unwrap_or(0), i));
+            }
+        }
+        // Drifted first, then the longest unfitted.
+        due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let budget = self.config.refit_budget * self.config.tick.as_secs_f64();
+        self.credit = (self.credit + budget).min(budget * 60.0);
+        let mut started = 0;
+        for (_, _, i) in due {
+            if self.credit < self.fit_cost && started > 0 {
+                break;
+            }
+            self.credit -= self.fit_cost;
+            let s = &mut self.series[i];
+            let from = s.history.ticks / tpm;
+            // Enough minutes for a few cycles of the longest season, and
+            // until the next refit plus the horizon.
+            let steps = (every + s.horizon.as_secs().div_ceil(60) + 5) as usize * 2;
+            let job = FitJob {
+                series: s.history.minute_demand.tail(model::MAX_FIT_MINUTES),
+                seasons: s.seasons.clone(),
+                steps,
+            };
+            s.fitting = true;
+            started += 1;
+            match &self.worker {
+                Some(w) => {
+                    if w.jobs.send((i, from, job)).is_err() {
+                        self.series[i].fitting = false;
+                    }
+                }
+                None => {
+                    let t = Instant::now();
+                    let fitted = model::fit(&job);
+                    self.apply(Done {
+                        series: i,
+                        fitted,
+                        from,
+                        cost: t.elapsed(),
+                    });
+                }
+            }
+        }
+        started
+    }
+
+    /// The event multiplier in force for a tenant over `[wall, wall + horizon)`.
+    fn event_multiplier(&self, tenant: &str, wall: SystemTime, horizon: Duration) -> f64 {
+        self.events
+            .iter()
+            .filter(|e| e.tenants.iter().any(|t| t == tenant))
+            .filter(|e| e.start < wall + horizon && wall < e.end)
+            .map(|e| e.multiplier)
+            .fold(1.0, f64::max)
+    }
+
+    /// The band over a series' horizon: the highest upper bound and mean of
+    /// the minutes it spans, scaled by events; for concurrency, in units
+    /// (Little's law: arrivals/s × mean hold time).
+    fn horizon_band(&mut self, i: usize, wall: SystemTime) -> Band {
+        let tpm = self.ticks_per_minute as u64;
+        let s = &mut self.series[i];
+        let first = s.history.ticks / tpm;
+        let horizon_ticks = (s.horizon.as_secs_f64() / self.config.tick.as_secs_f64()) as u64;
+        let last = (s.history.ticks + horizon_ticks) / tpm;
+        let mut band = s.forecaster.predict(first);
+        for m in first + 1..=last {
+            let b = s.forecaster.band(m);
+            band.mean = band.mean.max(b.mean);
+            band.upper = band.upper.max(b.upper);
+            band.lower = band.lower.max(b.lower);
+        }
+        let (tenant, horizon, resource) = (s.tenant.clone(), s.horizon, s.resource);
+        let mut band = band.scaled(self.event_multiplier(&tenant.name, wall, horizon));
+        let r = &self.core.registry().resources[resource];
+        if r.kind == Kind::Concurrency {
+            band = band.scaled(r.hold_time() as f64 / NANOS_PER_SEC as f64);
+        }
+        band
+    }
+
+    /// Sizes the reserves of one resource and spills idle ones.
+    fn size(&mut self, resource: usize, now: Nanos, wall: SystemTime) {
+        let candidates: Vec<usize> = (0..self.series.len())
+            .filter(|&i| self.series[i].resource == resource)
+            .collect();
+        let mut wants = Vec::new();
+        let mut who = Vec::new();
+        for i in candidates {
+            let band = self.horizon_band(i, wall);
+            let s = &self.series[i];
+            let a = &s.tenant.allotments[resource];
+            if a.limit.reserve.is_none() {
+                continue;
+            }
+            let r = &self.core.registry().resources[resource];
+            let g = a.limit.guaranteed as f64;
+            let want = sizing::reserve_wanted(band, g, a.max_reserve(r) as f64);
+            wants.push((want, s.tenant.qos.weight));
+            // Spill when the near term needs nothing beyond the guarantee.
+            who.push((
+                i,
+                s.forecaster
+                    .band(s.history.ticks / self.ticks_per_minute as u64)
+                    .mean
+                    <= g,
+            ));
+        }
+        if wants.is_empty() {
+            return;
+        }
+        let registry = self.core.registry();
+        let r = &registry.resources[resource];
+        let sizes = sizing::water_fill(&wants, r.reservable() as f64);
+        // Shrink first, so the growing ones find the room.
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        order.sort_by_key(|&k| {
+            let s = &self.series[who[k].0];
+            sizes[k] as u64 > s.tenant.allotments[resource].reserve.size() as u64
+        });
+        for k in order {
+            let (i, idle) = who[k];
+            let tenant = &self.series[i].tenant;
+            registry.set_reserve(tenant, r, sizes[k].floor() as u64, now);
+            if idle {
+                registry.spill(tenant, r, now);
+            }
+        }
+    }
+
+    fn publish(&self, wall: SystemTime) {
+        let tpm = self.ticks_per_minute as u64;
+        let mut out = Forecasts {
+            tick: self.ticks,
+            at: Some(wall),
+            series: BTreeMap::new(),
+        };
+        for s in &self.series {
+            let first = s.history.ticks / tpm;
+            let into_minute = s.history.ticks % tpm;
+            let tick = self.config.tick;
+            let points = (0..self.config.published_minutes as u64)
+                .map(|k| Point {
+                    at: wall + tick * ((k * tpm).saturating_sub(into_minute) as u32),
+                    band: s.forecaster.band(first + k),
+                })
+                .collect();
+            let r = &self.core.registry().resources[s.resource];
+            out.series.insert(
+                (s.tenant.name.clone(), r.name.clone()),
+                ForecastView {
+                    tenant: s.tenant.name.clone(),
+                    resource: r.name.clone(),
+                    reserve: s.tenant.allotments[s.resource].reserve.size() as u64,
+                    demand: s.last_demand,
+                    model: s.forecaster.model().as_str(),
+                    seasons: s.forecaster.seasons().to_vec(),
+                    points,
+                    accuracy: s.forecaster.accuracy(),
+                },
+            );
+        }
+        self.published.send_replace(Arc::new(out));
+    }
+}
+
+#[cfg(test)]
+mod tests;

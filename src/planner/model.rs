@@ -1,0 +1,225 @@
+//! The model ladder (DESIGN §6), fitted off the tick on the per-minute
+//! series: EWMA until there are ten minutes of history, seasonal-naive while
+//! a season is known but fewer than three cycles are in, AutoETS without
+//! seasons, then MSTL (seasons configured or detected) with an additive ETS
+//! trend. Every step falls back to the one below on any error, so short,
+//! constant, gappy or NaN-prone series never fail a tick.
+//!
+//! A fit is expensive (FORECASTING.md: ~0.7 ms for MSTL on 360 points, 8×
+//! that in debug builds), so its output is cached as a run of per-minute
+//! means and the forecaster corrects it online between refits.
+
+use augurs::ets::AutoETS;
+use augurs::mstl::MSTLModel;
+use augurs::seasons::{Detector, PeriodogramDetector};
+use augurs::{Fit, Predict};
+
+/// Which model produced a forecast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    Ewma,
+    SeasonalNaive,
+    Ets,
+    Mstl,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Ewma => "ewma",
+            ModelKind::SeasonalNaive => "seasonal_naive",
+            ModelKind::Ets => "autoets",
+            ModelKind::Mstl => "mstl",
+        }
+    }
+}
+
+/// Fewest minutes before anything but EWMA is fitted.
+pub const MIN_MINUTES: usize = 10;
+/// Cycles of a season needed before MSTL uses it (fewer over-fit).
+pub const MIN_CYCLES: usize = 3;
+/// Longest history a fit looks at: cost grows with it.
+pub const MAX_FIT_MINUTES: usize = 4 * 1440;
+/// Season lengths (minutes) detected periods snap to: hour, day, week.
+const KNOWN_SEASONS: [usize; 3] = [60, 1440, 10_080];
+
+/// A fitted model's forecast: the mean rate of each minute after the last
+/// minute it saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    pub kind: ModelKind,
+    /// Seasons (minutes) the model used.
+    pub seasons: Vec<usize>,
+    pub means: Vec<f64>,
+}
+
+/// What to fit: the per-minute demand (oldest first), seasons from the
+/// policy (minutes; empty: detect), and how many minutes to forecast.
+#[derive(Debug, Clone)]
+pub struct FitJob {
+    pub series: Vec<f64>,
+    pub seasons: Vec<usize>,
+    pub steps: usize,
+}
+
+/// Fits the best model the history allows. `None`: stay on EWMA.
+pub fn fit(job: &FitJob) -> Option<Fitted> {
+    let start = job.series.len().saturating_sub(MAX_FIT_MINUTES);
+    let y: Vec<f64> = job.series[start..]
+        .iter()
+        .map(|v| if v.is_finite() { v.max(0.0) } else { 0.0 })
+        .collect();
+    if y.len() < MIN_MINUTES {
+        return None;
+    }
+    let seasons = if job.seasons.is_empty() {
+        detect_seasons(&y)
+    } else {
+        job.seasons.clone()
+    };
+    let usable: Vec<usize> = seasons
+        .iter()
+        .copied()
+        .filter(|&p| p >= 2 && y.len() >= MIN_CYCLES * p)
+        .collect();
+    if !usable.is_empty()
+        && let Some(means) = mstl(&y, &usable, job.steps)
+    {
+        return Some(Fitted {
+            kind: ModelKind::Mstl,
+            seasons: usable,
+            means,
+        });
+    }
+    // A season with one or two cycles in: repeat the last cycle.
+    if let Some(&p) = seasons.iter().filter(|&&p| p >= 2 && y.len() >= p).max() {
+        let cycle = &y[y.len() - p..];
+        return Some(Fitted {
+            kind: ModelKind::SeasonalNaive,
+            seasons: vec![p],
+            means: (0..job.steps).map(|i| cycle[i % p]).collect(),
+        });
+    }
+    ets(&y, job.steps).map(|means| Fitted {
+        kind: ModelKind::Ets,
+        seasons: Vec::new(),
+        means,
+    })
+}
+
+fn clean(forecast: Vec<f64>) -> Option<Vec<f64>> {
+    forecast
+        .iter()
+        .all(|v| v.is_finite())
+        .then(|| forecast.into_iter().map(|v| v.max(0.0)).collect())
+}
+
+fn trend() -> Option<augurs::ets::trend::AutoETSTrendModel> {
+    // One candidate (additive error and trend, no damping): ~6× cheaper
+    // than the full ZZN search, and MSTL carries the seasons.
+    AutoETS::new(1, "AAN").ok().map(AutoETS::into_trend_model)
+}
+
+fn mstl(y: &[f64], seasons: &[usize], steps: usize) -> Option<Vec<f64>> {
+    let model = MSTLModel::new(seasons.to_vec(), trend()?);
+    let fitted = model.fit(y).ok()?;
+    clean(fitted.predict(steps, None).ok()?.point)
+}
+
+fn ets(y: &[f64], steps: usize) -> Option<Vec<f64>> {
+    let fitted = AutoETS::new(1, "AAN").ok()?.fit(y).ok()?;
+    clean(fitted.predict(steps, None).ok()?.point)
+}
+
+/// Periodogram detection, snapped to known season lengths (detected periods
+/// are FFT bins: a 60-step cycle comes back as 57 or 64).
+pub fn detect_seasons(y: &[f64]) -> Vec<usize> {
+    let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
+    let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len().max(1) as f64;
+    // Empty, constant or all-zero series: the detector panics or invents
+    // dozens of periods.
+    if y.len() < 2 * MIN_CYCLES * KNOWN_SEASONS[0] || var <= f64::EPSILON {
+        return Vec::new();
+    }
+    let detector = PeriodogramDetector::builder()
+        .max_period((y.len() / MIN_CYCLES) as u32)
+        .build();
+    let mut found: Vec<usize> = detector
+        .detect(y)
+        .into_iter()
+        .filter_map(|p| {
+            KNOWN_SEASONS
+                .iter()
+                .copied()
+                .find(|&k| (p as f64 - k as f64).abs() <= 0.1 * k as f64)
+        })
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seasonal(minutes: usize, period: usize) -> Vec<f64> {
+        (0..minutes)
+            .map(|t| 100.0 + 50.0 * (2.0 * std::f64::consts::PI * t as f64 / period as f64).sin())
+            .collect()
+    }
+
+    #[test]
+    fn the_ladder_climbs_with_history() {
+        let job = |n, seasons: Vec<usize>| FitJob {
+            series: seasonal(n, 20),
+            seasons,
+            steps: 30,
+        };
+        assert_eq!(fit(&job(5, vec![20])), None, "too short: EWMA");
+        assert_eq!(
+            fit(&job(30, vec![20])).unwrap().kind,
+            ModelKind::SeasonalNaive
+        );
+        assert_eq!(fit(&job(30, vec![])).unwrap().kind, ModelKind::Ets);
+        let mstl = fit(&job(100, vec![20])).unwrap();
+        assert_eq!(mstl.kind, ModelKind::Mstl);
+        assert_eq!(mstl.means.len(), 30);
+        // It learned the cycle: the forecast 5 minutes on is the peak.
+        let peak = seasonal(105, 20)[100..]
+            .iter()
+            .cloned()
+            .fold(f64::MIN, f64::max);
+        let got = mstl.means[..5].iter().cloned().fold(f64::MIN, f64::max);
+        assert!((got - peak).abs() < 5.0, "{got} vs {peak}");
+    }
+
+    #[test]
+    fn bad_series_never_panic_and_fall_back() {
+        for series in [
+            vec![0.0; 200],
+            vec![7.0; 200],
+            vec![f64::NAN; 200],
+            (0..200)
+                .map(|i| if i % 2 == 0 { f64::INFINITY } else { 1.0 })
+                .collect(),
+        ] {
+            let fitted = fit(&FitJob {
+                series,
+                seasons: vec![20],
+                steps: 10,
+            });
+            if let Some(f) = fitted {
+                assert!(f.means.iter().all(|v| v.is_finite() && *v >= 0.0), "{f:?}");
+            }
+        }
+        assert!(detect_seasons(&[]).is_empty());
+        assert!(detect_seasons(&[0.0; 1000]).is_empty());
+    }
+
+    #[test]
+    fn an_hourly_cycle_is_detected_and_snapped() {
+        let y = seasonal(6 * 60, 60);
+        assert_eq!(detect_seasons(&y), [60]);
+    }
+}
