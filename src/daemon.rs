@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Readiness};
 use crate::admission::Admission;
 use crate::clock::Clock;
+use crate::planner::Planner;
 use crate::policy::{EMBEDDED_POLICY, Policy};
 use crate::settings::Settings;
 
@@ -82,6 +83,12 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
 
     let cancel = CancellationToken::new();
     let readiness = Arc::new(Readiness::default());
+    let mut planner = Planner::new(core.clone(), &policy, settings.planner_config());
+    let forecasts = planner.subscribe();
+    // The first tick runs before the ports open, so /readyz and GetForecast
+    // are meaningful from the first request.
+    planner.tick(core.clock().now());
+    let planner_thread = spawn_planner(planner, settings.tick, cancel.clone());
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
     for task in core.spawn(cancel.clone(), settings.admission.reap_interval) {
         tasks.push(tokio::spawn(async move {
@@ -101,7 +108,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(crate::grpc::admission_server(core.clone()));
+        .add_service(crate::grpc::admission_server(core.clone(), forecasts));
     let stop = cancel.clone();
     let closing = core.clone();
     tasks.push(tokio::spawn(async move {
@@ -123,6 +130,12 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             .context("admin server failed")
     }));
 
+    tasks.push(tokio::task::spawn_blocking(move || {
+        planner_thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("planner thread panicked"))
+    }));
+
     readiness.set(true);
     tracing::info!(
         grpc = %grpc,
@@ -137,6 +150,41 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         cancel,
         tasks,
     })
+}
+
+/// Runs the planner on a thread of its own, a tick every `tick`, until
+/// `cancel`. Dropping the planner at the end closes its forecast channel,
+/// which ends every WatchForecast stream (so shutdown is not held up).
+fn spawn_planner(
+    mut planner: Planner,
+    tick: std::time::Duration,
+    cancel: CancellationToken,
+) -> std::thread::JoinHandle<()> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        drop(stop);
+    });
+    std::thread::Builder::new()
+        .name("prescient-planner".into())
+        .spawn(move || {
+            let clock = planner.clock();
+            let mut next = std::time::Instant::now() + tick;
+            loop {
+                let wait = next.saturating_duration_since(std::time::Instant::now());
+                match stopped.recv_timeout(wait) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                let report = planner.tick(clock.now());
+                if report.elapsed > tick {
+                    tracing::warn!(elapsed = ?report.elapsed, series = report.series, "planner tick overran");
+                }
+                // A late tick does not cause a burst of catch-up ticks.
+                next = (next + tick).max(std::time::Instant::now());
+            }
+        })
+        .expect("spawn the planner thread")
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.

@@ -11,6 +11,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 use crate::admission::AdmissionConfig;
+use crate::planner::PlannerConfig;
 
 /// The defaults, embedded so the binary runs with no files at all.
 pub const EMBEDDED: &str = include_str!("../config/prescient.yaml");
@@ -25,8 +26,19 @@ pub struct Settings {
     pub state_dir: PathBuf,
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
+    pub planner: PlannerSettings,
     pub log: LogSettings,
     pub admission: AdmissionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerSettings {
+    #[serde(with = "humantime_serde")]
+    pub refit_every: Duration,
+    pub refit_budget: f64,
+    pub refit_threshold: f64,
+    pub published_minutes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -56,6 +68,20 @@ pub struct AdmissionSettings {
     pub max_default_tenants: usize,
     #[serde(with = "humantime_serde")]
     pub reap_interval: Duration,
+}
+
+impl Settings {
+    /// The planner's configuration (the daemon fits on a worker thread).
+    pub fn planner_config(&self) -> PlannerConfig {
+        PlannerConfig {
+            tick: self.tick,
+            refit_every: self.planner.refit_every,
+            refit_budget: self.planner.refit_budget,
+            refit_threshold: self.planner.refit_threshold,
+            published_minutes: self.planner.published_minutes,
+            inline_refits: false,
+        }
+    }
 }
 
 impl AdmissionSettings {
@@ -118,6 +144,15 @@ impl Settings {
         }
         if self.admission.max_leases == 0 {
             return bad("admission.max_leases", "must be > 0");
+        }
+        if !(self.planner.refit_budget > 0.0 && self.planner.refit_budget <= 1.0) {
+            return bad("planner.refit_budget", "must be in (0, 1]");
+        }
+        if !(self.planner.refit_threshold > 0.0) {
+            return bad("planner.refit_threshold", "must be > 0");
+        }
+        if self.planner.refit_every < Duration::from_secs(60) {
+            return bad("planner.refit_every", "must be at least 1m");
         }
         Ok(())
     }

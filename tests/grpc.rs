@@ -482,3 +482,85 @@ async fn eight_clients_racing_never_hold_more_than_capacity() {
     );
     assert!(granted >= 40.0, "the burst was there to take: {granted}");
 }
+
+#[tokio::test]
+async fn get_forecast_answers_for_every_series_and_names_bad_fields() {
+    use prescient::proto::GetForecastRequest;
+    let d = Daemon::start(POLICY, &[]);
+    let mut c = d.client().await;
+    let get = |tenant: &str, resource: &str| GetForecastRequest {
+        tenant: tenant.into(),
+        resource: resource.into(),
+    };
+    let f = c
+        .get_forecast(get("web", "api"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((f.tenant.as_str(), f.resource.as_str()), ("web", "api"));
+    assert_eq!(f.model, "ewma", "a new series starts on the cheap model");
+    assert_eq!(f.points.len(), 15);
+    assert!(
+        f.points
+            .iter()
+            .all(|p| p.time.is_some() && p.lower <= p.upper)
+    );
+    assert!(f.accuracy.is_some() && f.time.is_some());
+    code(
+        c.get_forecast(get("web", "disk")).await,
+        Code::NotFound,
+        "resource",
+    );
+    code(
+        c.get_forecast(get("nobody", "api")).await,
+        Code::NotFound,
+        "tenant",
+    );
+    code(
+        c.get_forecast(get("", "api")).await,
+        Code::InvalidArgument,
+        "tenant",
+    );
+}
+
+#[tokio::test]
+async fn watch_forecast_streams_each_tick_and_ends_at_shutdown() {
+    use prescient::proto::WatchForecastRequest;
+    let mut d = Daemon::start(POLICY, &[("PRESCIENT_TICK", "100ms")]);
+    let mut c = d.client().await;
+    code(
+        c.watch_forecast(WatchForecastRequest {
+            tenant: "nobody".into(),
+        })
+        .await,
+        Code::NotFound,
+        "tenant",
+    );
+    let mut stream = c
+        .watch_forecast(WatchForecastRequest {
+            tenant: "web".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut resources = std::collections::BTreeSet::new();
+    while resources.len() < 3 {
+        let m = tokio::time::timeout(Duration::from_secs(30), stream.message())
+            .await
+            .expect("a message every tick")
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.tenant, "web");
+        resources.insert(m.resource);
+    }
+    // An open stream does not hold up shutdown.
+    let (status, _d) = tokio::task::spawn_blocking(move || (d.terminate(), d))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(_)) = stream.message().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ended");
+}

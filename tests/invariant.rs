@@ -1,6 +1,7 @@
 //! The capacity invariant (DESIGN §2), as a property: for random policies and
 //! random interleavings of Acquire, Release, Report, reserve resizes, TTL
-//! reaps and time steps on a virtual clock,
+//! reaps, planner ticks (which resize and spill reserves) and time steps on
+//! a virtual clock,
 //!
 //! * rate: over every window `[t1, t2]`, tokens granted (net of Report
 //!   refunds) never exceed `C·(t2 − t1)` plus what the pools can hold at
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use prescient::admission::{AcquireRequest, Admission, AdmissionConfig, Decision, ReportEntry};
 use prescient::clock::{Clock, ManualClock, NANOS_PER_SEC};
+use prescient::planner::{Planner, PlannerConfig};
 use prescient::policy::Policy;
 use prescient::pool::Pool;
 use proptest::prelude::*;
@@ -103,6 +105,8 @@ enum Op {
         ms: u64,
     },
     Reap,
+    /// A planner tick: fold, forecast, resize reserves, spill.
+    Plan,
 }
 
 fn policy_case() -> impl Strategy<Value = PolicyCase> {
@@ -141,6 +145,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(tenant, rate, size)| Op::Reserve { tenant, rate, size }),
         3 => (0..1500u64).prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Reap),
+        2 => Just(Op::Plan),
     ]
 }
 
@@ -156,7 +161,19 @@ struct HeldLease {
 fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
     let policy = Policy::load_str(&case.yaml(), "proptest").expect("generated policies are valid");
     let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
-    let core = Admission::new(&policy, AdmissionConfig::default(), clock.clone());
+    let core = Arc::new(Admission::new(
+        &policy,
+        AdmissionConfig::default(),
+        clock.clone(),
+    ));
+    let mut planner = Planner::new(
+        core.clone(),
+        &policy,
+        PlannerConfig {
+            inline_refits: true,
+            ..PlannerConfig::default()
+        },
+    );
     let tenants: Vec<String> = (0..case.tenants.len()).map(|i| format!("t{i}")).collect();
     let api = core.registry().resource("api").unwrap();
     let slots = core.registry().resource("slots").unwrap();
@@ -232,6 +249,9 @@ fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
                 core.set_reserve(tenant, resource, *size).unwrap();
             }
             Op::Advance { ms } => clock.advance(Duration::from_millis(*ms)),
+            Op::Plan => {
+                planner.tick(now);
+            }
             Op::Reap => {
                 let reclaimed = core.reap(now);
                 let before = held.len();

@@ -3,10 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::status;
 use crate::admission::{self as core, Admission, Decision};
+use crate::planner::Forecasts;
 use crate::proto;
 
 /// Longest `max_wait` accepted.
@@ -14,14 +16,15 @@ pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// Most entries in one Report.
 pub const MAX_REPORT_ENTRIES: usize = 10_000;
 
-/// The service: a handle on the core.
+/// The service: a handle on the core and on the planner's forecasts.
 pub struct AdmissionService {
     core: Arc<Admission>,
+    forecasts: watch::Receiver<Arc<Forecasts>>,
 }
 
 impl AdmissionService {
-    pub fn new(core: Arc<Admission>) -> Self {
-        Self { core }
+    pub fn new(core: Arc<Admission>, forecasts: watch::Receiver<Arc<Forecasts>>) -> Self {
+        Self { core, forecasts }
     }
 }
 
@@ -64,6 +67,33 @@ fn acquire_response(decision: Decision) -> proto::AcquireResponse {
 
 #[tonic::async_trait]
 impl proto::admission_server::Admission for AdmissionService {
+    type WatchForecastStream =
+        tokio_stream::wrappers::ReceiverStream<Result<proto::WatchForecastResponse, Status>>;
+
+    async fn get_forecast(
+        &self,
+        request: Request<proto::GetForecastRequest>,
+    ) -> Result<Response<proto::GetForecastResponse>, Status> {
+        let m = request.get_ref();
+        super::forecast::get(&self.core, &self.forecasts, &m.tenant, &m.resource).map(Response::new)
+    }
+
+    async fn watch_forecast(
+        &self,
+        request: Request<proto::WatchForecastRequest>,
+    ) -> Result<Response<Self::WatchForecastStream>, Status> {
+        let tenant = request.into_inner().tenant;
+        if !tenant.is_empty() && self.core.registry().existing_tenant(&tenant).is_none() {
+            return Err(Status::not_found(format!(
+                "tenant: unknown tenant {tenant:?} (or not seen yet)"
+            )));
+        }
+        Ok(Response::new(super::forecast::watch(
+            self.forecasts.clone(),
+            tenant,
+        )))
+    }
+
     async fn acquire(
         &self,
         request: Request<proto::AcquireRequest>,

@@ -3,6 +3,7 @@
 //! served beside it on the same port.
 
 mod admission;
+mod forecast;
 
 use std::sync::Arc;
 
@@ -17,8 +18,10 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// The Admission service, ready to add to a tonic router.
 pub fn admission_server(
     core: Arc<crate::admission::Admission>,
+    forecasts: tokio::sync::watch::Receiver<Arc<crate::planner::Forecasts>>,
 ) -> AdmissionServer<AdmissionService> {
-    AdmissionServer::new(AdmissionService::new(core)).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    AdmissionServer::new(AdmissionService::new(core, forecasts))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// The status code of DESIGN §3 for each core error.

@@ -199,6 +199,11 @@ impl Planner {
         self.published.subscribe()
     }
 
+    /// The clock of the core it plans for.
+    pub fn clock(&self) -> Arc<dyn crate::clock::Clock> {
+        self.core.clock().clone()
+    }
+
     pub fn ticks(&self) -> u64 {
         self.ticks
     }
