@@ -148,7 +148,7 @@ impl Settings {
         if !(self.planner.refit_budget > 0.0 && self.planner.refit_budget <= 1.0) {
             return bad("planner.refit_budget", "must be in (0, 1]");
         }
-        if !(self.planner.refit_threshold > 0.0) {
+        if self.planner.refit_threshold.is_nan() || self.planner.refit_threshold <= 0.0 {
             return bad("planner.refit_threshold", "must be > 0");
         }
         if self.planner.refit_every < Duration::from_secs(60) {
