@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Readiness};
 use crate::admission::Admission;
 use crate::clock::Clock;
-use crate::planner::Planner;
+use crate::planner::{Planner, snapshot};
 use crate::policy::{EMBEDDED_POLICY, Policy};
 use crate::settings::Settings;
 
@@ -84,11 +84,28 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let cancel = CancellationToken::new();
     let readiness = Arc::new(Readiness::default());
     let mut planner = Planner::new(core.clone(), &policy, settings.planner_config());
+    let state_dir =
+        (!settings.state_dir.as_os_str().is_empty()).then(|| settings.state_dir.clone());
+    if let Some(dir) = &state_dir {
+        match snapshot::load(dir) {
+            Ok(Some(saved)) => {
+                let n = planner.restore(saved);
+                tracing::info!(series = n, dir = %dir.display(), "history restored");
+            }
+            Ok(None) => tracing::info!(dir = %dir.display(), "no history snapshot yet"),
+            Err(e) => tracing::warn!(error = %e, "history snapshot ignored; starting empty"),
+        }
+    }
     let forecasts = planner.subscribe();
     // The first tick runs before the ports open, so /readyz and GetForecast
     // are meaningful from the first request.
     planner.tick(core.clock().now());
-    let planner_thread = spawn_planner(planner, settings.tick, cancel.clone());
+    let planner_thread = spawn_planner(
+        planner,
+        settings.tick,
+        state_dir.map(|dir| (dir, settings.planner.snapshot_every)),
+        cancel.clone(),
+    );
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
     for task in core.spawn(cancel.clone(), settings.admission.reap_interval) {
         tasks.push(tokio::spawn(async move {
@@ -153,13 +170,19 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
 }
 
 /// Runs the planner on a thread of its own, a tick every `tick`, until
-/// `cancel`. Dropping the planner at the end closes its forecast channel,
-/// which ends every WatchForecast stream (so shutdown is not held up).
+/// `cancel`; snapshots history every so often and once more at the end.
+/// Dropping the planner closes its forecast channel, which ends every
+/// WatchForecast stream (so shutdown is not held up).
 fn spawn_planner(
     mut planner: Planner,
     tick: std::time::Duration,
+    snapshots: Option<(std::path::PathBuf, std::time::Duration)>,
     cancel: CancellationToken,
 ) -> std::thread::JoinHandle<()> {
+    let save = |planner: &Planner, dir: &std::path::Path| match planner.save(dir) {
+        Ok(bytes) => tracing::debug!(bytes, "history snapshot written"),
+        Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "history snapshot failed"),
+    };
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     tokio::spawn(async move {
         cancel.cancelled().await;
@@ -170,11 +193,23 @@ fn spawn_planner(
         .spawn(move || {
             let clock = planner.clock();
             let mut next = std::time::Instant::now() + tick;
+            let mut last_save = std::time::Instant::now();
             loop {
                 let wait = next.saturating_duration_since(std::time::Instant::now());
                 match stopped.recv_timeout(wait) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => return,
+                    _ => {
+                        if let Some((dir, _)) = &snapshots {
+                            save(&planner, dir);
+                        }
+                        return;
+                    }
+                }
+                if let Some((dir, every)) = &snapshots
+                    && last_save.elapsed() >= *every
+                {
+                    save(&planner, dir);
+                    last_save = std::time::Instant::now();
                 }
                 let report = planner.tick(clock.now());
                 if report.elapsed > tick {

@@ -39,6 +39,8 @@ pub struct PlannerSettings {
     pub refit_budget: f64,
     pub refit_threshold: f64,
     pub published_minutes: usize,
+    #[serde(with = "humantime_serde")]
+    pub snapshot_every: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -150,6 +152,9 @@ impl Settings {
         }
         if self.planner.refit_threshold.is_nan() || self.planner.refit_threshold <= 0.0 {
             return bad("planner.refit_threshold", "must be > 0");
+        }
+        if self.planner.snapshot_every.is_zero() {
+            return bad("planner.snapshot_every", "must be > 0");
         }
         if self.planner.refit_every < Duration::from_secs(60) {
             return bad("planner.refit_every", "must be at least 1m");

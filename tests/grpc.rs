@@ -564,3 +564,36 @@ async fn watch_forecast_streams_each_tick_and_ends_at_shutdown() {
     .await;
     assert!(rest.is_ok(), "the stream ended");
 }
+
+#[tokio::test]
+async fn history_survives_a_restart_and_a_corrupt_snapshot_is_ignored() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap();
+    let mut d = Daemon::start(
+        POLICY,
+        &[("PRESCIENT_STATE_DIR", dir), ("PRESCIENT_TICK", "50ms")],
+    );
+    let mut c = d.client().await;
+    granted(c.acquire(acquire("web", "api", 5)).await);
+    let (status, _d) = tokio::task::spawn_blocking(move || (d.terminate(), d))
+        .await
+        .unwrap();
+    assert!(status.success());
+    let snapshot = state.path().join("history.snapshot");
+    assert!(snapshot.exists(), "written on shutdown");
+    // 2 tenants × 3 resources.
+
+    let d = Daemon::start(POLICY, &[("PRESCIENT_STATE_DIR", dir)]);
+    let log = d.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("history restored") && log.contains("series=6"),
+        "{log}"
+    );
+    drop(d);
+
+    std::fs::write(&snapshot, b"garbage").unwrap();
+    let d = Daemon::start(POLICY, &[("PRESCIENT_STATE_DIR", dir)]);
+    let log = d.log.lock().unwrap().join("\n");
+    assert!(log.contains("history snapshot ignored"), "{log}");
+    assert!(log.contains("not a prescient history snapshot"), "{log}");
+}

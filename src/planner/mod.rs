@@ -11,6 +11,7 @@ pub mod forecast;
 pub mod history;
 pub mod model;
 pub mod sizing;
+pub mod snapshot;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -171,6 +172,8 @@ pub struct Planner {
     /// Refit credit (s of CPU) accumulated from the budget.
     credit: f64,
     published: tokio::sync::watch::Sender<Arc<Forecasts>>,
+    /// Restored histories waiting for their series to appear.
+    restored: std::collections::HashMap<(String, String), History>,
 }
 
 impl Planner {
@@ -191,7 +194,36 @@ impl Planner {
             credit: 0.0,
             published,
             config,
+            restored: Default::default(),
         }
+    }
+
+    /// Takes saved histories; each is used when its series appears (now
+    /// for listed tenants, on first use for tenants from defaults). Series
+    /// the policy no longer has are dropped. Returns how many were taken.
+    pub fn restore(&mut self, saved: Vec<snapshot::SavedSeries>) -> usize {
+        let n = saved.len();
+        self.restored = saved
+            .into_iter()
+            .map(|s| ((s.tenant, s.resource), s.history))
+            .collect();
+        self.sync_series();
+        n
+    }
+
+    /// Writes every series' history to `dir` (atomically).
+    pub fn save(&self, dir: &std::path::Path) -> std::io::Result<usize> {
+        let registry = self.core.registry();
+        let series: Vec<snapshot::SeriesRef<'_>> = self
+            .series
+            .iter()
+            .map(|s| snapshot::SeriesRef {
+                tenant: &s.tenant.name,
+                resource: &registry.resources[s.resource].name,
+                history: &s.history,
+            })
+            .collect();
+        snapshot::save(dir, &series)
     }
 
     /// Forecasts as of the last tick; `changed()` fires every tick.
@@ -221,10 +253,15 @@ impl Planner {
                     continue;
                 }
                 let spec = allotment.limit.reserve.as_ref();
+                let name = &self.core.registry().resources[resource].name;
+                let history = self
+                    .restored
+                    .remove(&(tenant.name.to_string(), name.to_string()))
+                    .unwrap_or_default();
                 self.series.push(Series {
                     tenant: tenant.clone(),
                     resource,
-                    history: History::default(),
+                    history,
                     forecaster: Forecaster::new(spec.map_or(0.95, |r| r.quantile)),
                     seasons: spec.map(|r| r.season_minutes()).unwrap_or_default(),
                     horizon: spec.map_or(Duration::from_secs(30), |r| r.horizon),

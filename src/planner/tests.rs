@@ -259,3 +259,43 @@ fn refits_on_the_worker_thread_are_applied_on_later_ticks() {
     }
     assert!(started >= applied);
 }
+
+#[test]
+fn a_restart_restores_the_history_and_the_forecast() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = Sim::new(&policy(true), SystemTime::UNIX_EPOCH);
+    for t in 0..45 * 60 {
+        sim.ask("shop", shop_demand(t));
+        sim.tick();
+    }
+    let before = sim
+        .planner
+        .subscribe()
+        .borrow()
+        .get("shop", "api")
+        .unwrap()
+        .clone();
+    sim.planner.save(dir.path()).unwrap();
+
+    // A new daemon: fresh core and planner on the same policy.
+    let mut restarted = Sim::new(&policy(true), SystemTime::UNIX_EPOCH);
+    let saved = snapshot::load(dir.path()).unwrap().unwrap();
+    assert_eq!(restarted.planner.restore(saved), 2);
+    restarted.clock.set(sim.clock.now());
+    restarted.tick();
+    let after = restarted
+        .planner
+        .subscribe()
+        .borrow()
+        .get("shop", "api")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        after.model, "mstl",
+        "refit from the restored history at once"
+    );
+    assert_eq!(after.seasons, before.seasons);
+    for (a, b) in after.points.iter().zip(&before.points) {
+        assert!((a.band.mean - b.band.mean).abs() < 40.0, "{a:?} vs {b:?}");
+    }
+}

@@ -1,0 +1,154 @@
+//! History snapshots in `--state-dir`, so a restart does not forget the
+//! daily pattern (DESIGN §6). The file is a magic header, a format version
+//! and a postcard body; it is written to a temporary file, synced, then
+//! renamed over the old one, so a crash mid-write leaves the previous
+//! snapshot intact. A corrupt, truncated or foreign file is reported and
+//! ignored: the daemon starts with empty history rather than not at all.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::history::History;
+
+const MAGIC: &[u8; 16] = b"prescient-hist\0\0";
+/// Bump on any change to the serialized types.
+pub const VERSION: u32 = 1;
+const FILE: &str = "history.snapshot";
+
+/// The saved history of one (tenant, resource).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavedSeries {
+    pub tenant: String,
+    pub resource: String,
+    pub history: History,
+}
+
+/// Why a snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{0}: cannot read: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0}: not a prescient history snapshot")]
+    Foreign(PathBuf),
+    #[error("{0}: snapshot format version {1}, this build reads version {VERSION}")]
+    Version(PathBuf, u32),
+    #[error("{0}: corrupt snapshot: {1}")]
+    Corrupt(PathBuf, postcard::Error),
+}
+
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+/// A series to save, borrowed (serializes exactly like [`SavedSeries`]).
+#[derive(Debug, Serialize)]
+pub struct SeriesRef<'a> {
+    pub tenant: &'a str,
+    pub resource: &'a str,
+    pub history: &'a History,
+}
+
+/// Writes the snapshot atomically (temp file, fsync, rename); returns its
+/// size in bytes.
+pub fn save(dir: &Path, series: &[SeriesRef<'_>]) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let body = postcard::to_stdvec(series).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(MAGIC)?;
+        f.write_all(&VERSION.to_le_bytes())?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path(dir))?;
+    Ok(MAGIC.len() + 4 + body.len())
+}
+
+/// Reads the snapshot; `Ok(None)` when there is none yet.
+pub fn load(dir: &Path) -> Result<Option<Vec<SavedSeries>>, SnapshotError> {
+    let file = path(dir);
+    let bytes = match std::fs::read(&file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(SnapshotError::Io(file, e)),
+    };
+    if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(SnapshotError::Foreign(file));
+    }
+    let mut version = [0u8; 4];
+    version.copy_from_slice(&bytes[MAGIC.len()..MAGIC.len() + 4]);
+    let version = u32::from_le_bytes(version);
+    if version != VERSION {
+        return Err(SnapshotError::Version(file, version));
+    }
+    postcard::from_bytes(&bytes[MAGIC.len() + 4..])
+        .map(Some)
+        .map_err(|e| SnapshotError::Corrupt(file, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::history::Sample;
+
+    fn series() -> Vec<SavedSeries> {
+        let mut history = History::default();
+        for i in 0..150 {
+            history.record(
+                Sample {
+                    demand: i as f64,
+                    granted: 1.0,
+                    arrivals: 2.0,
+                },
+                60,
+            );
+        }
+        vec![SavedSeries {
+            tenant: "t".into(),
+            resource: "r".into(),
+            history,
+        }]
+    }
+
+    fn refs(s: &[SavedSeries]) -> Vec<SeriesRef<'_>> {
+        s.iter()
+            .map(|s| SeriesRef {
+                tenant: &s.tenant,
+                resource: &s.resource,
+                history: &s.history,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_snapshot_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().is_none(), "none yet");
+        save(dir.path(), &refs(&series())).unwrap();
+        assert_eq!(load(dir.path()).unwrap().unwrap(), series());
+        assert!(!dir.path().join("history.snapshot.tmp").exists());
+    }
+
+    #[test]
+    fn corrupt_foreign_and_future_files_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &refs(&series())).unwrap();
+        let file = path(dir.path());
+        let good = std::fs::read(&file).unwrap();
+
+        std::fs::write(&file, &good[..good.len() / 2]).unwrap();
+        assert!(matches!(load(dir.path()), Err(SnapshotError::Corrupt(..))));
+
+        std::fs::write(&file, b"{\"json\": true}").unwrap();
+        assert!(matches!(load(dir.path()), Err(SnapshotError::Foreign(..))));
+
+        let mut future = good.clone();
+        future[MAGIC.len()] = 99;
+        std::fs::write(&file, &future).unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("version 99"), "{err}");
+    }
+}
