@@ -40,6 +40,11 @@ pub const MIN_MINUTES: usize = 10;
 pub const MIN_CYCLES: usize = 3;
 /// Longest history a fit looks at: cost grows with it.
 pub const MAX_FIT_MINUTES: usize = 4 * 1440;
+/// Cycles of the longest season an MSTL fit looks at (more adds cost, not
+/// accuracy), and minutes an ETS fit looks at (a trend model needs recent
+/// history only).
+const FIT_CYCLES: usize = 4;
+const ETS_MINUTES: usize = 360;
 /// Season lengths (minutes) detected periods snap to: hour, day, week.
 const KNOWN_SEASONS: [usize; 3] = [60, 1440, 10_080];
 
@@ -82,8 +87,12 @@ pub fn fit(job: &FitJob) -> Option<Fitted> {
         .copied()
         .filter(|&p| p >= 2 && y.len() >= MIN_CYCLES * p)
         .collect();
-    if !usable.is_empty()
-        && let Some(means) = mstl(&y, &usable, job.steps)
+    if let Some(&longest) = usable.iter().max()
+        && let Some(means) = mstl(
+            &y[y.len().saturating_sub(FIT_CYCLES * longest)..],
+            &usable,
+            job.steps,
+        )
     {
         return Some(Fitted {
             kind: ModelKind::Mstl,
@@ -100,7 +109,7 @@ pub fn fit(job: &FitJob) -> Option<Fitted> {
             means: (0..job.steps).map(|i| cycle[i % p]).collect(),
         });
     }
-    ets(&y, job.steps).map(|means| Fitted {
+    ets(&y[y.len().saturating_sub(ETS_MINUTES)..], job.steps).map(|means| Fitted {
         kind: ModelKind::Ets,
         seasons: Vec::new(),
         means,
