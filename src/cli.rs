@@ -1,4 +1,4 @@
-//! The command line (DESIGN §7): `serve`, `check`.
+//! The command line (DESIGN §7): `serve`, `check`, `simulate`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 use crate::clock::SystemClock;
 use crate::policy::Policy;
 use crate::settings::{LogFormat, Overrides, Settings};
+use crate::sim::{self, Mode, Trace};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,6 +52,47 @@ pub enum Command {
         /// The policy file.
         policy: PathBuf,
     },
+    /// Replay a trace through the core and planner on a virtual clock:
+    /// predictive vs reactive vs oracle.
+    Simulate {
+        /// The policy to simulate.
+        #[arg(long)]
+        policy: PathBuf,
+        /// CSV with the header timestamp,tenant,resource,amount.
+        #[arg(long)]
+        trace: PathBuf,
+        /// Which mode(s) to run.
+        #[arg(long, value_enum, default_value_t = ModeArg::All)]
+        mode: ModeArg,
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Also draw demand, forecast band, reserve and denials to this SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Settings file (tick and planner keys are used).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    Predictive,
+    Reactive,
+    Oracle,
+    All,
+}
+
+impl ModeArg {
+    fn modes(self) -> Vec<Mode> {
+        match self {
+            ModeArg::Predictive => vec![Mode::Predictive],
+            ModeArg::Reactive => vec![Mode::Reactive],
+            ModeArg::Oracle => vec![Mode::Oracle],
+            ModeArg::All => Mode::ALL.to_vec(),
+        }
+    }
 }
 
 /// Runs a parsed command line; the exit code of the process.
@@ -80,6 +122,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(crate::daemon::run(&settings, Arc::new(SystemClock::new())))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Simulate {
+            policy,
+            trace,
+            mode,
+            json,
+            plot,
+            config,
+        } => simulate(
+            &policy,
+            &trace,
+            mode.modes(),
+            json,
+            plot.as_deref(),
+            config.as_deref(),
+        ),
         Command::Check { policy } => match Policy::load_file(&policy) {
             Ok(p) => {
                 println!("{}: OK: {}", policy.display(), p.summary());
@@ -97,6 +154,74 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+/// Runs the simulator; prints only once everything has succeeded.
+fn simulate(
+    policy: &std::path::Path,
+    trace: &std::path::Path,
+    modes: Vec<Mode>,
+    json: bool,
+    plot: Option<&std::path::Path>,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let policy = match Policy::load_file(policy) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let settings = Settings::load(config, &Overrides::default())
+        .map_err(|e| anyhow::anyhow!("settings: {e}"))?;
+    let trace = match Trace::load(trace, &policy) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    // Hidden when stderr is not a terminal (indicatif checks).
+    let bar = indicatif::ProgressBar::new(trace.rows.len() as u64 * modes.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} {wide_bar} {pos}/{len} rows, {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let outcomes: Vec<sim::Outcome> = modes
+        .iter()
+        .map(|&mode| {
+            bar.set_message(mode.as_str());
+            sim::run(
+                &policy,
+                &trace,
+                mode,
+                &settings.planner_config(),
+                &mut |n| bar.inc(n),
+            )
+        })
+        .collect();
+    bar.finish_and_clear();
+    if let Some(path) = plot {
+        sim::plot::write(path, &outcomes).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    }
+    let report = sim::Report::new(
+        &trace,
+        outcomes
+            .into_iter()
+            .map(|o| (o.mode.as_str(), o.report))
+            .collect(),
+    );
+    print!(
+        "{}",
+        if json {
+            report.to_json() + "\n"
+        } else {
+            report.to_text()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logs(settings: &Settings) {

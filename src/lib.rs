@@ -16,6 +16,7 @@ pub mod planner;
 pub mod policy;
 pub mod pool;
 pub mod settings;
+pub mod sim;
 
 /// Generated protobuf types and the service trait (package `prescient.v1`).
 pub mod proto {

@@ -85,3 +85,59 @@ fn serve_refuses_an_invalid_policy_with_its_reasons() {
     assert_eq!(code, 1);
     assert!(err.contains("resources.db.capacity: must be > 0"), "{err}");
 }
+
+#[test]
+fn simulate_prints_tables_or_json_for_the_bundled_example() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let policy = format!("{dir}/examples/sim/policy.yaml");
+    let trace = format!("{dir}/examples/sim/trace.csv");
+    let (code, out, err) = prescient(
+        &[
+            "simulate", "--policy", &policy, "--trace", &trace, "--mode", "reactive", "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.is_empty(),
+        "no progress bar when stderr is not a terminal: {err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["modes"]["reactive"]["capacity_violations"], 0);
+    assert!(
+        v["modes"].get("predictive").is_none(),
+        "only the mode asked"
+    );
+}
+
+#[test]
+fn simulate_refuses_a_bad_trace_naming_the_line_and_prints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.csv");
+    std::fs::write(
+        &trace,
+        "timestamp,tenant,resource,amount\n1,checkout,api,5\n0.5,checkout,api,5\n",
+    )
+    .unwrap();
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sim/policy.yaml");
+    let plot = dir.path().join("p.svg");
+    let (code, out, err) = prescient(
+        &[
+            "simulate",
+            "--policy",
+            policy,
+            "--trace",
+            trace.to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "nothing half-printed: {out}");
+    assert!(
+        err.contains("t.csv:3: timestamp: \"0.5\" goes backwards"),
+        "{err}"
+    );
+    assert!(!plot.exists());
+}

@@ -435,7 +435,16 @@ impl Registry {
         }
         resource.reserve_total.fetch_add(size, Ordering::Relaxed);
         resource.reserve_total.fetch_sub(current, Ordering::Relaxed);
-        // Shrink before grow, so the sum of sizes never exceeds capacity.
+        // Shrink before grow, so the sum of rates never exceeds capacity;
+        // the tokens the shrinking pool can no longer hold move to the
+        // growing one (rate pools), so resizing every tick wastes nothing
+        // and creates nothing.
+        let (from, to) = if size < current {
+            (&a.reserve, &resource.shared)
+        } else {
+            (&resource.shared, &a.reserve)
+        };
+        let held = from.available(now);
         if size < current {
             a.reserve.resize(size as f64, size, now);
             resource.resize_shared(now);
@@ -443,25 +452,11 @@ impl Registry {
             resource.resize_shared(now);
             a.reserve.resize(size as f64, size, now);
         }
+        if resource.kind == Kind::Rate {
+            to.put_back(held.saturating_sub(from.available(now)), now);
+        }
         resource.waiters.wake();
         size
-    }
-
-    /// Moves the tokens sitting idle in a tenant's reserve to the shared
-    /// pool (spill): reserved capacity nobody uses is not wasted. Tokens
-    /// move, never appear, so the capacity invariant holds. Returns how
-    /// many moved (rate resources only).
-    pub fn spill(&self, tenant: &Tenant, resource: &Resource, now: Nanos) -> u64 {
-        let a = &tenant.allotments[resource.id];
-        let (Pool::Rate(reserve), Pool::Rate(shared)) = (&a.reserve, &resource.shared) else {
-            return 0;
-        };
-        let (moved, _) = reserve.take_up_to(u64::MAX, now);
-        shared.put_back(moved, now);
-        if moved > 0 {
-            resource.waiters.wake();
-        }
-        moved
     }
 
     pub fn lease_ttl(&self, resource: &Resource) -> Duration {

@@ -25,6 +25,11 @@ use forecast::{Accuracy, Band, Forecaster};
 use history::{History, Sample};
 use model::{FitJob, Fitted};
 
+/// Ticks ahead a reserve is raised to what they need: a new reserve fills
+/// within one tick (its depth is one second of its rate), so two ticks of
+/// lead have it full when the burst arrives.
+const LEAD_TICKS: u32 = 2;
+
 /// How the planner runs.
 #[derive(Debug, Clone)]
 pub struct PlannerConfig {
@@ -174,7 +179,13 @@ pub struct Planner {
     published: tokio::sync::watch::Sender<Arc<Forecasts>>,
     /// Restored histories waiting for their series to appear.
     restored: std::collections::HashMap<(String, String), History>,
+    /// Bands from outside instead of forecasts (the simulator's oracle).
+    oracle: Option<Oracle>,
 }
+
+/// A source of known-future demand bands: `(tenant, resource, now,
+/// horizon)` → the band of the demand rate over `[now, now + horizon)`.
+pub type Oracle = Box<dyn FnMut(&str, &str, Nanos, Duration) -> Band + Send>;
 
 impl Planner {
     pub fn new(core: Arc<Admission>, policy: &Policy, config: PlannerConfig) -> Self {
@@ -195,7 +206,16 @@ impl Planner {
             published,
             config,
             restored: Default::default(),
+            oracle: None,
         }
+    }
+
+    /// Sizes reserves from known future demand instead of forecasts, and
+    /// stops fitting (the simulator's oracle mode: the bound no forecast
+    /// beats).
+    pub fn with_oracle(mut self, oracle: Oracle) -> Self {
+        self.oracle = Some(oracle);
+        self
     }
 
     /// Takes saved histories; each is used when its series appears (now
@@ -296,10 +316,16 @@ impl Planner {
         }
 
         // 2. Refits: collect what finished, start what is due.
-        report.refits_applied = self.collect_refits();
-        report.refits_started = self.start_refits();
+        if self.oracle.is_none() {
+            report.refits_applied = self.collect_refits();
+            report.refits_started = self.start_refits();
+        }
 
-        // 3. Forecast and size, resource by resource.
+        // 3. Forecast (the band for the coming tick is scored against it
+        // next tick), then size, resource by resource.
+        for s in &mut self.series {
+            s.forecaster.predict(s.history.ticks / tpm as u64);
+        }
         let wall = self.core.clock().wall(now);
         for resource in 0..self.core.registry().resources.len() {
             self.size(resource, now, wall);
@@ -413,77 +439,77 @@ impl Planner {
             .fold(1.0, f64::max)
     }
 
-    /// The band over a series' horizon: the highest upper bound and mean of
-    /// the minutes it spans, scaled by events; for concurrency, in units
-    /// (Little's law: arrivals/s × mean hold time).
-    fn horizon_band(&mut self, i: usize, wall: SystemTime) -> Band {
+    /// The band over `[next tick, next tick + span]`: the highest mean and
+    /// bounds of the minutes it covers, scaled by events in force; for
+    /// concurrency, in units (Little's law: arrivals/s × mean hold time).
+    fn band_over(&mut self, i: usize, now: Nanos, wall: SystemTime, span: Duration) -> Band {
         let tpm = self.ticks_per_minute as u64;
-        let s = &mut self.series[i];
+        let s = &self.series[i];
         let first = s.history.ticks / tpm;
-        let horizon_ticks = (s.horizon.as_secs_f64() / self.config.tick.as_secs_f64()) as u64;
-        let last = (s.history.ticks + horizon_ticks) / tpm;
-        let mut band = s.forecaster.predict(first);
+        let span_ticks = (span.as_secs_f64() / self.config.tick.as_secs_f64()).ceil() as u64;
+        let last = (s.history.ticks + span_ticks) / tpm;
+        let mut band = s.forecaster.band(first);
         for m in first + 1..=last {
             let b = s.forecaster.band(m);
             band.mean = band.mean.max(b.mean);
             band.upper = band.upper.max(b.upper);
             band.lower = band.lower.max(b.lower);
         }
-        let (tenant, horizon, resource) = (s.tenant.clone(), s.horizon, s.resource);
-        let mut band = band.scaled(self.event_multiplier(&tenant.name, wall, horizon));
-        let r = &self.core.registry().resources[resource];
+        let (tenant, resource) = (s.tenant.clone(), s.resource);
+        let registry = self.core.registry();
+        if let Some(oracle) = &mut self.oracle {
+            // Known demand already holds any event's effect.
+            band = oracle(&tenant.name, &registry.resources[resource].name, now, span);
+        } else {
+            band = band.scaled(self.event_multiplier(&tenant.name, wall, span));
+        }
+        let r = &registry.resources[resource];
         if r.kind == Kind::Concurrency {
             band = band.scaled(r.hold_time() as f64 / NANOS_PER_SEC as f64);
         }
         band
     }
 
-    /// Sizes the reserves of one resource and spills idle ones.
+    /// Sizes the reserves of one resource: wants over each horizon,
+    /// water-filled, then lent to the shared pool down to what the next
+    /// ticks need (see [`sizing`]).
     fn size(&mut self, resource: usize, now: Nanos, wall: SystemTime) {
-        let candidates: Vec<usize> = (0..self.series.len())
-            .filter(|&i| self.series[i].resource == resource)
-            .collect();
+        let lead = self.config.tick * LEAD_TICKS;
         let mut wants = Vec::new();
+        let mut near = Vec::new();
         let mut who = Vec::new();
-        for i in candidates {
-            let band = self.horizon_band(i, wall);
+        for i in 0..self.series.len() {
             let s = &self.series[i];
             let a = &s.tenant.allotments[resource];
-            if a.limit.reserve.is_none() {
+            if s.resource != resource || a.limit.reserve.is_none() {
                 continue;
             }
-            let r = &self.core.registry().resources[resource];
-            let g = a.limit.guaranteed as f64;
-            let want = sizing::reserve_wanted(band, g, a.max_reserve(r) as f64);
-            wants.push((want, s.tenant.qos.weight));
-            // Spill when the near term needs nothing beyond the guarantee.
-            who.push((
-                i,
-                s.forecaster
-                    .band(s.history.ticks / self.ticks_per_minute as u64)
-                    .mean
-                    <= g,
-            ));
+            let (g, horizon, weight) = (a.limit.guaranteed as f64, s.horizon, s.tenant.qos.weight);
+            let max = a.max_reserve(&self.core.registry().resources[resource]) as f64;
+            let band = self.band_over(i, now, wall, horizon);
+            wants.push((sizing::reserve_wanted(band, g, max), weight));
+            let band = self.band_over(i, now, wall, lead);
+            near.push(sizing::reserve_wanted(band, g, max));
+            who.push(i);
         }
         if wants.is_empty() {
             return;
         }
         let registry = self.core.registry();
         let r = &registry.resources[resource];
-        let sizes = sizing::water_fill(&wants, r.reservable() as f64);
+        let sizes: Vec<u64> = sizing::water_fill(&wants, r.reservable() as f64)
+            .into_iter()
+            .zip(&near)
+            .map(|(size, near)| size.min(*near).floor() as u64)
+            .collect();
         // Shrink first, so the growing ones find the room.
         let mut order: Vec<usize> = (0..sizes.len()).collect();
         order.sort_by_key(|&k| {
-            let s = &self.series[who[k].0];
-            sizes[k] as u64 > s.tenant.allotments[resource].reserve.size() as u64
+            let s = &self.series[who[k]];
+            sizes[k] > s.tenant.allotments[resource].reserve.size() as u64
         });
         for k in order {
-            let (i, idle) = who[k];
-            let tenant = &self.series[i].tenant;
-            registry.set_reserve(tenant, r, sizes[k].floor() as u64, now);
-            if idle {
-                registry.spill(tenant, r, now);
-            }
+            registry.set_reserve(&self.series[who[k]].tenant, r, sizes[k], now);
         }
     }
 

@@ -15,6 +15,12 @@
 //! add up to more than `C − Σg − emergency`, they are water-filled by QoS
 //! weight: each tenant gets `min(want_i, λ·w_i)` with `λ` the level that
 //! spends exactly what there is.
+//!
+//! Reserves are soft: what a tenant's reserve holds beyond what the next
+//! two ticks need (the same formula over a two-tick horizon) is lent to the
+//! shared pool until the forecast says it is needed. A reserve refills in
+//! one tick, so it is full again by the time a predicted burst arrives,
+//! and reserved capacity nobody uses is never withheld from others.
 
 use super::forecast::Band;
 

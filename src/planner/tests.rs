@@ -114,12 +114,23 @@ fn run(reserve: bool, minutes: u64) -> (u64, Vec<u64>) {
 fn the_reserve_rises_before_the_predicted_burst_and_the_burst_is_admitted() {
     let (predictive, reserves) = run(true, 60);
     let (reactive, _) = run(false, 60);
-    // Bursts start at minute 8 of every 10. Before the one at 48 min: a
-    // minute ahead, the reserve is already up; mid-quiet, it is not.
+    // Bursts start at minute 8 of every 10. The reserve in force during the
+    // first second of the one at 48 min was set by the tick before it, from
+    // the forecast alone: no burst demand had been seen yet. Mid-quiet,
+    // the reserve is lent to the shared pool.
     let quiet = reserves[(44 * 60) as usize];
-    let ahead = reserves[(47 * 60 + 30) as usize];
-    assert!(ahead >= 300, "reserve 30 s before the burst: {ahead}");
-    assert!(quiet < ahead / 2, "quiet {quiet} vs ahead {ahead}");
+    let first_second = reserves[(48 * 60) as usize];
+    assert!(
+        first_second >= 300,
+        "reserve as the burst starts: {first_second}"
+    );
+    assert!(
+        quiet < first_second / 4,
+        "quiet {quiet} vs burst {first_second}"
+    );
+    eprintln!(
+        "reserve quiet {quiet}, at burst start {first_second}; denied in bursts: predictive {predictive}, reactive {reactive}"
+    );
     assert!(
         predictive * 2 < reactive,
         "denied during bursts: predictive {predictive}, reactive {reactive}"

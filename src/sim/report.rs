@@ -1,0 +1,362 @@
+//! What a simulation reports, per mode and per tenant, as a text table or
+//! as one JSON object. The JSON is a contract for scripts (DESIGN §7):
+//!
+//! ```json
+//! {"modes": {"predictive": {
+//!     "total":   {"requests": 0, "granted": 0, "denied": 0, "tokens_asked": 0,
+//!                 "tokens_granted": 0, "tokens_denied": 0, "denial_rate": 0.0,
+//!                 "invalid": 0},
+//!     "tenants": {"checkout": {"...": "same keys as total"}},
+//!     "capacity_violations": 0,
+//!     "utilization": {"db_queries": 0.0},
+//!     "pools": {"db_queries": {"reserve": 0.0, "guaranteed": 0.0,
+//!                              "shared": 0.0, "emergency": 0.0}}},
+//!   "reactive": {"...": "same shape"},
+//!   "oracle":   {"...": "same shape"}},
+//!  "trace": {"rows": 0, "seconds": 0.0, "tenants": 0, "resources": 0},
+//!  "summary": {"tokens_denied": {"predictive": 0, "reactive": 0, "oracle": 0},
+//!              "predictive_vs_reactive": 0.0}}
+//! ```
+//!
+//! `denial_rate` is denied requests over requests; `invalid` counts rows the
+//! core refused as bad input (an amount the tenant could never get), which
+//! also count as denied. `utilization` is tokens granted over `capacity ×
+//! duration` (rate) or the mean units held over capacity (concurrency);
+//! `pools` is the share of granted tokens each tier paid. Keys may be added;
+//! these stay.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::trace::Trace;
+use crate::admission::Registry;
+use crate::clock::Nanos;
+use crate::policy::{Kind, Policy};
+use crate::pool::Tier;
+
+/// Counts for one tenant, or for all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Stats {
+    pub requests: u64,
+    pub granted: u64,
+    pub denied: u64,
+    pub tokens_asked: u64,
+    pub tokens_granted: u64,
+    pub tokens_denied: u64,
+    pub denial_rate: f64,
+    pub invalid: u64,
+}
+
+impl Stats {
+    fn add(&mut self, amount: u64, granted: bool, invalid: bool) {
+        self.requests += 1;
+        self.tokens_asked += amount;
+        if granted {
+            self.granted += 1;
+            self.tokens_granted += amount;
+        } else {
+            self.denied += 1;
+            self.tokens_denied += amount;
+        }
+        if invalid {
+            self.invalid += 1;
+        }
+        self.denial_rate = self.denied as f64 / self.requests as f64;
+    }
+}
+
+/// Share of granted tokens each tier paid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Pools {
+    pub reserve: f64,
+    pub guaranteed: f64,
+    pub shared: f64,
+    pub emergency: f64,
+}
+
+/// One mode's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeReport {
+    pub total: Stats,
+    pub tenants: BTreeMap<String, Stats>,
+    pub capacity_violations: u64,
+    pub utilization: BTreeMap<String, f64>,
+    pub pools: BTreeMap<String, Pools>,
+    #[serde(skip)]
+    tenant_names: Vec<String>,
+    #[serde(skip)]
+    resource_names: Vec<String>,
+    #[serde(skip)]
+    by_tier: Vec<[u64; 4]>,
+    /// Per resource (trace order), tokens granted in each tick.
+    #[serde(skip)]
+    per_tick: Vec<Vec<u64>>,
+    #[serde(skip)]
+    tick_secs: f64,
+    #[serde(skip)]
+    policy: Policy,
+}
+
+impl ModeReport {
+    pub fn new(trace: &Trace, policy: &Policy) -> Self {
+        Self {
+            total: Stats::default(),
+            tenants: BTreeMap::new(),
+            capacity_violations: 0,
+            utilization: BTreeMap::new(),
+            pools: BTreeMap::new(),
+            tenant_names: trace.tenants.clone(),
+            resource_names: trace.resources.clone(),
+            by_tier: vec![[0; 4]; trace.resources.len()],
+            per_tick: vec![Vec::new(); trace.resources.len()],
+            tick_secs: 1.0,
+            policy: policy.clone(),
+        }
+    }
+
+    pub(super) fn granted(
+        &mut self,
+        tenant: usize,
+        resource: usize,
+        amount: u64,
+        by_tier: [u64; 4],
+    ) {
+        self.count(tenant, amount, true, false);
+        for (sum, n) in self.by_tier[resource].iter_mut().zip(by_tier) {
+            *sum += n;
+        }
+    }
+
+    pub(super) fn denied(&mut self, tenant: usize, amount: u64, invalid: bool) {
+        self.count(tenant, amount, false, invalid);
+    }
+
+    pub(super) fn violation(&mut self) {
+        self.capacity_violations += 1;
+    }
+
+    fn count(&mut self, tenant: usize, amount: u64, granted: bool, invalid: bool) {
+        self.total.add(amount, granted, invalid);
+        self.tenants
+            .entry(self.tenant_names[tenant].clone())
+            .or_default()
+            .add(amount, granted, invalid);
+    }
+
+    pub(super) fn end_tick(&mut self, granted: &[u64], tick_secs: f64) {
+        self.tick_secs = tick_secs;
+        for (series, g) in self.per_tick.iter_mut().zip(granted) {
+            series.push(*g);
+        }
+    }
+
+    /// Capacity check and utilization, once the run is over.
+    pub(super) fn finish(&mut self, registry: &Registry, end: Nanos) {
+        let seconds = (end as f64 / 1e9).max(self.tick_secs);
+        for (r, name) in self.resource_names.iter().enumerate() {
+            let Some(resource) = registry.resource(name) else {
+                continue;
+            };
+            let c = resource.capacity as f64;
+            let granted: u64 = self.per_tick[r].iter().sum();
+            let spec = &self.policy.resources[name];
+            if spec.kind == Kind::Rate {
+                self.capacity_violations += rate_violations(
+                    &self.per_tick[r],
+                    c,
+                    self.tick_secs,
+                    slack(registry, resource),
+                );
+                self.utilization
+                    .insert(name.clone(), granted as f64 / (c * seconds));
+            } else {
+                // Units are held for one tick each.
+                self.utilization.insert(
+                    name.clone(),
+                    granted as f64 / (c * self.per_tick[r].len().max(1) as f64),
+                );
+            }
+            let t = self.by_tier[r];
+            let all = t.iter().sum::<u64>().max(1) as f64;
+            let share = |tier: Tier| {
+                let k = Tier::ALL.iter().position(|x| *x == tier).unwrap_or(0);
+                t[k] as f64 / all
+            };
+            self.pools.insert(
+                name.clone(),
+                Pools {
+                    reserve: share(Tier::Reserve),
+                    guaranteed: share(Tier::Guaranteed),
+                    shared: share(Tier::Shared),
+                    emergency: share(Tier::Emergency),
+                },
+            );
+        }
+    }
+}
+
+/// What the pools of a resource can hold at once: every tenant's bucket
+/// depth plus everything not guaranteed (reserves, shared, emergency).
+fn slack(registry: &Registry, resource: &crate::admission::Resource) -> f64 {
+    let tenants = registry.tenants();
+    let depths: u64 = tenants
+        .iter()
+        .map(|t| t.allotments[resource.id].limit.depth())
+        .sum();
+    let guaranteed: u64 = tenants
+        .iter()
+        .map(|t| t.allotments[resource.id].limit.guaranteed)
+        .sum();
+    depths as f64 + resource.capacity.saturating_sub(guaranteed) as f64
+}
+
+/// Windows of 1, 10 and 60 ticks, and the whole run, in which more was
+/// granted than capacity allows: `C × window + slack`.
+fn rate_violations(per_tick: &[u64], capacity: f64, tick_secs: f64, slack: f64) -> u64 {
+    let mut violations = 0;
+    for window in [1, 10, 60, per_tick.len().max(1)] {
+        if window > per_tick.len() {
+            continue;
+        }
+        let mut sum: u64 = per_tick[..window].iter().sum();
+        let bound = capacity * window as f64 * tick_secs + slack;
+        for i in window..=per_tick.len() {
+            if sum as f64 > bound {
+                violations += 1;
+            }
+            if i < per_tick.len() {
+                sum = sum + per_tick[i] - per_tick[i - window];
+            }
+        }
+    }
+    violations
+}
+
+/// A whole simulation: every mode that ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub modes: BTreeMap<&'static str, ModeReport>,
+    pub trace: TraceSummary,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceSummary {
+    pub rows: usize,
+    pub seconds: f64,
+    pub tenants: usize,
+    pub resources: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub tokens_denied: BTreeMap<&'static str, u64>,
+    /// Predictive's tokens denied over reactive's (lower is better); absent
+    /// unless both ran.
+    pub predictive_vs_reactive: Option<f64>,
+}
+
+impl Report {
+    pub fn new(trace: &Trace, modes: BTreeMap<&'static str, ModeReport>) -> Self {
+        let tokens_denied: BTreeMap<_, _> = modes
+            .iter()
+            .map(|(k, m)| (*k, m.total.tokens_denied))
+            .collect();
+        let predictive_vs_reactive = match (
+            tokens_denied.get("predictive"),
+            tokens_denied.get("reactive"),
+        ) {
+            (Some(&p), Some(&r)) if r > 0 => Some(p as f64 / r as f64),
+            _ => None,
+        };
+        Self {
+            modes,
+            trace: TraceSummary {
+                rows: trace.rows.len(),
+                seconds: trace.seconds(),
+                tenants: trace.tenants.len(),
+                resources: trace.resources.len(),
+            },
+            summary: Summary {
+                tokens_denied,
+                predictive_vs_reactive,
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report serializes")
+    }
+
+    /// Tables per mode and a summary line.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "trace: {} rows, {:.0} s, {} tenants, {} resources",
+            self.trace.rows, self.trace.seconds, self.trace.tenants, self.trace.resources
+        );
+        for (mode, m) in &self.modes {
+            let _ = writeln!(out, "\n{mode}");
+            let _ = writeln!(
+                out,
+                "  {:<16} {:>9} {:>9} {:>9} {:>13} {:>13} {:>13} {:>7}",
+                "tenant",
+                "requests",
+                "granted",
+                "denied",
+                "tokens_asked",
+                "tokens_grant",
+                "tokens_denied",
+                "denied%"
+            );
+            let rows = m
+                .tenants
+                .iter()
+                .map(|(k, v)| (k.as_str(), v))
+                .chain([("total", &m.total)]);
+            for (name, s) in rows {
+                let _ = writeln!(
+                    out,
+                    "  {:<16} {:>9} {:>9} {:>9} {:>13} {:>13} {:>13} {:>6.2}%",
+                    name,
+                    s.requests,
+                    s.granted,
+                    s.denied,
+                    s.tokens_asked,
+                    s.tokens_granted,
+                    s.tokens_denied,
+                    s.denial_rate * 100.0
+                );
+            }
+            let _ = writeln!(out, "  capacity violations: {}", m.capacity_violations);
+            for (r, u) in &m.utilization {
+                let p = m.pools.get(r).copied().unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {r}: utilization {:.1}%; paid by reserve {:.1}%, guaranteed {:.1}%, shared {:.1}%, emergency {:.1}%",
+                    u * 100.0,
+                    p.reserve * 100.0,
+                    p.guaranteed * 100.0,
+                    p.shared * 100.0,
+                    p.emergency * 100.0
+                );
+            }
+        }
+        let denied = &self.summary.tokens_denied;
+        let mut line = String::from("\nsummary: tokens denied");
+        for (mode, n) in denied {
+            let _ = write!(line, " {mode} {n};");
+        }
+        if let Some(ratio) = self.summary.predictive_vs_reactive {
+            let _ = write!(
+                line,
+                " predictive denied {:.1}% of what reactive denied",
+                ratio * 100.0
+            );
+        }
+        out + &line + "\n"
+    }
+}

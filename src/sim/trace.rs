@@ -1,0 +1,279 @@
+//! The simulator's input (DESIGN §7): CSV with the header
+//! `timestamp,tenant,resource,amount`, one Acquire per row, timestamps in
+//! seconds (fractional allowed) or RFC 3339, never going backwards. Read
+//! whole and checked before anything runs, so a bad row is an error naming
+//! its line and nothing is half-printed.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::clock::{Nanos, duration_to_nanos};
+use crate::policy::Policy;
+
+/// One Acquire of the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    /// Since the first row.
+    pub at: Nanos,
+    pub tenant: u32,
+    pub resource: u32,
+    pub amount: u64,
+}
+
+/// A checked trace with its names interned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    /// Wall-clock time of the first row (events in the policy use it).
+    pub start: SystemTime,
+    pub tenants: Vec<String>,
+    pub resources: Vec<String>,
+    pub rows: Vec<Row>,
+}
+
+/// Why a trace was refused: where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}:{line}: {reason}")]
+pub struct TraceError {
+    pub origin: String,
+    /// 1-based; the header is line 1.
+    pub line: u64,
+    pub reason: String,
+}
+
+const HEADER: [&str; 4] = ["timestamp", "tenant", "resource", "amount"];
+
+impl Trace {
+    /// Reads and checks a trace against the policy it will run under.
+    pub fn load(path: &Path, policy: &Policy) -> Result<Self, TraceError> {
+        let origin = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| TraceError {
+            origin: origin.clone(),
+            line: 0,
+            reason: format!("cannot read: {e}"),
+        })?;
+        Self::read(file, &origin, policy)
+    }
+
+    pub fn read(
+        input: impl std::io::Read,
+        origin: &str,
+        policy: &Policy,
+    ) -> Result<Self, TraceError> {
+        let err = |line: u64, reason: String| TraceError {
+            origin: origin.to_owned(),
+            line,
+            reason,
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .trim(csv::Trim::All)
+            .flexible(true)
+            .from_reader(input);
+        let mut records = reader.records();
+        let header = match records.next() {
+            None => {
+                return Err(err(
+                    1,
+                    "empty trace: expected the header timestamp,tenant,resource,amount".into(),
+                ));
+            }
+            Some(r) => r.map_err(|e| err(1, e.to_string()))?,
+        };
+        if header.iter().collect::<Vec<_>>() != HEADER {
+            return Err(err(
+                1,
+                format!(
+                    "expected the header timestamp,tenant,resource,amount, got {:?}",
+                    header.iter().collect::<Vec<_>>().join(",")
+                ),
+            ));
+        }
+        let mut trace = Trace {
+            start: SystemTime::UNIX_EPOCH,
+            tenants: Vec::new(),
+            resources: Vec::new(),
+            rows: Vec::new(),
+        };
+        let mut tenant_ids = std::collections::HashMap::new();
+        let mut resource_ids = std::collections::HashMap::new();
+        let mut last: Option<SystemTime> = None;
+        for record in records {
+            let record =
+                record.map_err(|e| err(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+            let line = record.position().map_or(0, |p| p.line());
+            if record.len() != 4 {
+                return Err(err(
+                    line,
+                    format!("expected 4 fields, got {}", record.len()),
+                ));
+            }
+            let at = parse_time(&record[0]).map_err(|r| err(line, format!("timestamp: {r}")))?;
+            if let Some(prev) = last
+                && at < prev
+            {
+                return Err(err(
+                    line,
+                    format!(
+                        "timestamp: {:?} goes backwards (the previous row is {})",
+                        &record[0],
+                        humantime::format_rfc3339_nanos(prev)
+                    ),
+                ));
+            }
+            let tenant = &record[1];
+            if !policy.tenants.contains_key(tenant) && policy.defaults.is_none() {
+                return Err(err(
+                    line,
+                    format!("tenant: unknown tenant {tenant:?} and the policy has no defaults"),
+                ));
+            }
+            let resource = &record[2];
+            if !policy.resources.contains_key(resource) {
+                return Err(err(
+                    line,
+                    format!("resource: unknown resource {resource:?}"),
+                ));
+            }
+            let amount: u64 = record[3].parse().map_err(|_| {
+                err(
+                    line,
+                    format!("amount: {:?} is not a whole number", &record[3]),
+                )
+            })?;
+            if amount == 0 {
+                return Err(err(line, "amount: must be > 0".into()));
+            }
+            let first = *last.get_or_insert(at);
+            if trace.rows.is_empty() {
+                trace.start = first;
+            }
+            last = Some(at);
+            let since = at.duration_since(trace.start).unwrap_or(Duration::ZERO);
+            let tenant = intern(&mut tenant_ids, &mut trace.tenants, tenant);
+            let resource = intern(&mut resource_ids, &mut trace.resources, resource);
+            trace.rows.push(Row {
+                at: duration_to_nanos(since),
+                tenant,
+                resource,
+                amount,
+            });
+        }
+        if trace.rows.is_empty() {
+            return Err(err(2, "the trace has a header but no rows".into()));
+        }
+        Ok(trace)
+    }
+
+    /// Seconds from the first row to the last.
+    pub fn seconds(&self) -> f64 {
+        self.rows.last().map_or(0.0, |r| r.at as f64 / 1e9)
+    }
+}
+
+fn intern(
+    ids: &mut std::collections::HashMap<String, u32>,
+    names: &mut Vec<String>,
+    name: &str,
+) -> u32 {
+    if let Some(&id) = ids.get(name) {
+        return id;
+    }
+    let id = names.len() as u32;
+    names.push(name.to_owned());
+    ids.insert(name.to_owned(), id);
+    id
+}
+
+/// Seconds since the Unix epoch (fractional allowed) or RFC 3339.
+fn parse_time(s: &str) -> Result<SystemTime, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return Err(format!("{s:?} must be a finite number of seconds >= 0"));
+        }
+        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("{s:?} is neither seconds nor RFC 3339 ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(defaults: bool) -> Policy {
+        let d = if defaults {
+            "defaults: { qos: bronze }\n"
+        } else {
+            ""
+        };
+        Policy::load_str(
+            &format!(
+                "resources: {{ api: {{ kind: rate, capacity: 10 }} }}\ntenants: {{ a: {{}} }}\n{d}"
+            ),
+            "p",
+        )
+        .unwrap()
+    }
+
+    fn read(csv: &str, defaults: bool) -> Result<Trace, String> {
+        Trace::read(csv.as_bytes(), "t.csv", &policy(defaults)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn seconds_and_rfc3339_rows_read_relative_to_the_first() {
+        let t = read(
+            "timestamp,tenant,resource,amount\n10.5,a,api,3\n1970-01-01T00:00:12Z,a,api,1\n12,b,api,2\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(t.rows.len(), 3);
+        assert_eq!(t.rows[0].at, 0);
+        assert_eq!(t.rows[1].at, 1_500_000_000);
+        assert_eq!(t.tenants, ["a", "b"]);
+        assert_eq!(t.seconds(), 1.5);
+    }
+
+    #[test]
+    fn bad_input_names_the_line_and_the_reason() {
+        let h = "timestamp,tenant,resource,amount\n";
+        for (csv, expect) in [
+            ("", "t.csv:1: empty trace"),
+            (
+                "time,who,what,n\n1,a,api,1\n",
+                "t.csv:1: expected the header",
+            ),
+            (
+                &format!("{h}1,a,api,1\nxx,a,api,1\n"),
+                "t.csv:3: timestamp: \"xx\" is neither",
+            ),
+            (
+                &format!("{h}5,a,api,1\n4,a,api,1\n"),
+                "t.csv:3: timestamp: \"4\" goes backwards",
+            ),
+            (
+                &format!("{h}1,a,api,-2\n"),
+                "t.csv:2: amount: \"-2\" is not a whole number",
+            ),
+            (&format!("{h}1,a,api,0\n"), "t.csv:2: amount: must be > 0"),
+            (
+                &format!("{h}1,zed,api,1\n"),
+                "t.csv:2: tenant: unknown tenant \"zed\"",
+            ),
+            (
+                &format!("{h}1,a,disk,1\n"),
+                "t.csv:2: resource: unknown resource \"disk\"",
+            ),
+            (
+                &format!("{h}1,a,api\n"),
+                "t.csv:2: expected 4 fields, got 3",
+            ),
+            (h, "t.csv:2: the trace has a header but no rows"),
+        ] {
+            let got = read(csv, false).unwrap_err();
+            assert!(
+                got.starts_with(expect),
+                "{got:?} should start with {expect:?}"
+            );
+        }
+    }
+}
