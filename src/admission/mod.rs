@@ -292,7 +292,12 @@ impl Admission {
         let now = self.clock.now();
         if let Some(lease) = self.end_lease(id, now) {
             let resource = &self.registry.resources[lease.resource];
-            resource.observe_hold(now.saturating_sub(lease.acquired_at));
+            self.observe_work(
+                &lease.tenant,
+                resource,
+                Some(now.saturating_sub(lease.acquired_at)),
+                None,
+            );
             let units = match resource.kind {
                 Kind::Concurrency => lease.split.total(),
                 Kind::Rate => 0,
@@ -312,6 +317,23 @@ impl Admission {
                 self.config.lease_tombstone
             ))),
         }
+    }
+
+    /// Feeds finished work into the history: hold times (the mean per
+    /// resource drives `retry_after` and Little's law) and sizes.
+    fn observe_work(
+        &self,
+        tenant: &Tenant,
+        resource: &Resource,
+        hold: Option<Nanos>,
+        used: Option<u64>,
+    ) {
+        if resource.kind == Kind::Concurrency
+            && let Some(ns) = hold
+        {
+            resource.observe_hold(ns);
+        }
+        allotment(tenant, resource).counters.record_work(hold, used);
     }
 
     /// Ends a held lease: concurrency units go back to their pools and the

@@ -160,6 +160,10 @@ pub struct Counters {
     asked: AtomicU64,
     /// `requests << 40 | tokens` of the denied ones.
     denied: AtomicU64,
+    /// Work reported done (Release, Report): hold time and size, summed.
+    hold_ns: AtomicU64,
+    holds: AtomicU64,
+    used: AtomicU64,
 }
 
 const TOKEN_BITS: u32 = 40;
@@ -172,6 +176,10 @@ pub struct Demand {
     pub asked: u64,
     pub denials: u64,
     pub denied: u64,
+    /// Mean hold time of the work finished since the last fold (ns), if any.
+    pub hold: Option<u64>,
+    /// Tokens or units reported used.
+    pub used: u64,
 }
 
 impl Demand {
@@ -190,15 +198,31 @@ impl Counters {
         }
     }
 
+    /// Records finished work: how long it held the resource, how much it
+    /// used (off the hot path: Release and Report).
+    pub fn record_work(&self, hold: Option<u64>, used: Option<u64>) {
+        if let Some(ns) = hold {
+            self.hold_ns.fetch_add(ns, Ordering::Relaxed);
+            self.holds.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(n) = used {
+            self.used.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     /// Takes what was counted since the last fold.
     pub fn fold(&self) -> Demand {
         let a = self.asked.swap(0, Ordering::Relaxed);
         let d = self.denied.swap(0, Ordering::Relaxed);
+        let holds = self.holds.swap(0, Ordering::Relaxed);
+        let hold_ns = self.hold_ns.swap(0, Ordering::Relaxed);
         Demand {
             requests: a >> TOKEN_BITS,
             asked: a & TOKEN_MASK,
             denials: d >> TOKEN_BITS,
             denied: (d & TOKEN_MASK).min(a & TOKEN_MASK),
+            hold: (holds > 0).then(|| hold_ns / holds),
+            used: self.used.swap(0, Ordering::Relaxed),
         }
     }
 }

@@ -63,12 +63,7 @@ impl Admission {
         let Some(lease_text) = entry.lease_id.filter(|s| !s.is_empty()) else {
             // No grant to settle: history only.
             let (tenant, resource) = self.resolve(entry.tenant, entry.resource, now)?;
-            if resource.kind == Kind::Concurrency
-                && let Some(d) = entry.duration
-            {
-                resource.observe_hold(duration_to_nanos(d));
-            }
-            let _ = tenant;
+            self.observe_work(&tenant, resource, hold(entry), Some(entry.used));
             return Ok(());
         };
         let id = parse_lease(lease_text, "lease_id")?;
@@ -94,9 +89,9 @@ impl Admission {
         }
         match resource.kind {
             Kind::Concurrency => {
-                if let Some(d) = entry.duration {
-                    resource.observe_hold(duration_to_nanos(d));
-                }
+                // The hold time is measured at Release (or lost to TTL);
+                // a Report adds the size.
+                self.observe_work(&lease.tenant, resource, None, Some(entry.used));
                 Ok(())
             }
             Kind::Rate => {
@@ -106,6 +101,7 @@ impl Admission {
                         "lease_id: lease {lease_text:?} was already settled or released"
                     )));
                 };
+                self.observe_work(&lease.tenant, resource, hold(entry), Some(entry.used));
                 let a = allotment(&lease.tenant, resource);
                 let acquired = lease.split.total();
                 if entry.used < acquired {
@@ -137,4 +133,8 @@ impl Admission {
             }
         }
     }
+}
+
+fn hold(entry: &ReportEntry<'_>) -> Option<u64> {
+    entry.duration.map(duration_to_nanos)
 }

@@ -4,8 +4,9 @@
 //! series costs little.
 //!
 //! Memory per series at its bound, with a 1 s tick: per tick 3,600 samples ×
-//! 3 × f32 (demand, granted, arrivals) = 43 KB; per minute 20,160 × 2 × f32
-//! (demand, arrivals) = 161 KB; 204 KB in all. 1,000 series ≈ 200 MB.
+//! 3 × f32 (demand, granted, arrivals) = 43 KB; per minute 20,160 × 3 × f32
+//! (demand, arrivals, hold time) = 242 KB; 285 KB in all. 1,000 series ≈
+//! 280 MB at the bound (a series only grows to it over 14 days).
 
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +83,8 @@ pub struct Sample {
     pub granted: f64,
     /// Acquires per second.
     pub arrivals: f64,
+    /// Mean hold time (s) of the work that finished this tick, if any.
+    pub hold: Option<f64>,
 }
 
 /// The history of one (tenant, resource).
@@ -92,10 +95,14 @@ pub struct History {
     pub tick_arrivals: Ring,
     pub minute_demand: Ring,
     pub minute_arrivals: Ring,
+    /// Mean hold time (s) per minute; 0 for a minute with none finished.
+    pub minute_hold: Ring,
     /// Partial minute: sums and how many ticks.
     acc_demand: f64,
     acc_arrivals: f64,
     acc_ticks: u32,
+    acc_hold: f64,
+    acc_holds: u32,
     /// Ticks recorded in all.
     pub ticks: u64,
 }
@@ -108,9 +115,12 @@ impl Default for History {
             tick_arrivals: Ring::new(TICKS_KEPT),
             minute_demand: Ring::new(MINUTES_KEPT),
             minute_arrivals: Ring::new(MINUTES_KEPT),
+            minute_hold: Ring::new(MINUTES_KEPT),
             acc_demand: 0.0,
             acc_arrivals: 0.0,
             acc_ticks: 0,
+            acc_hold: 0.0,
+            acc_holds: 0,
             ticks: 0,
         }
     }
@@ -127,16 +137,40 @@ impl History {
         self.acc_demand += s.demand;
         self.acc_arrivals += s.arrivals;
         self.acc_ticks += 1;
+        if let Some(h) = s.hold {
+            self.acc_hold += h;
+            self.acc_holds += 1;
+        }
         if self.acc_ticks >= ticks_per_minute.max(1) {
             let n = self.acc_ticks as f64;
             self.minute_demand.push((self.acc_demand / n) as f32);
             self.minute_arrivals.push((self.acc_arrivals / n) as f32);
+            let hold = if self.acc_holds > 0 {
+                self.acc_hold / self.acc_holds as f64
+            } else {
+                0.0
+            };
+            self.minute_hold.push(hold as f32);
             self.acc_demand = 0.0;
             self.acc_arrivals = 0.0;
             self.acc_ticks = 0;
+            self.acc_hold = 0.0;
+            self.acc_holds = 0;
             return true;
         }
         false
+    }
+
+    /// The mean hold time (s) of the last hour's minutes that saw work
+    /// finish; `None` if none did.
+    pub fn recent_hold(&self) -> Option<f64> {
+        let recent: Vec<f64> = self
+            .minute_hold
+            .tail(60)
+            .into_iter()
+            .filter(|h| *h > 0.0)
+            .collect();
+        (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64)
     }
 
     /// Bytes this series holds now.
@@ -145,7 +179,8 @@ impl History {
             + self.tick_granted.len()
             + self.tick_arrivals.len()
             + self.minute_demand.len()
-            + self.minute_arrivals.len())
+            + self.minute_arrivals.len()
+            + self.minute_hold.len())
             + std::mem::size_of::<Self>()
     }
 }
@@ -175,12 +210,15 @@ mod tests {
                     demand: if i < 60 { 10.0 } else { 20.0 },
                     granted: 0.0,
                     arrivals: 1.0,
+                    hold: (i % 60 == 0).then_some(2.0),
                 },
                 60,
             );
             assert_eq!(closed, i % 60 == 59);
         }
         assert_eq!(h.minute_demand.tail(5), [10.0, 20.0]);
+        assert_eq!(h.minute_hold.tail(5), [2.0, 2.0]);
+        assert_eq!(h.recent_hold(), Some(2.0));
         assert_eq!(h.tick_demand.len(), 120);
     }
 
@@ -191,6 +229,6 @@ mod tests {
             h.record(Sample::default(), 1);
         }
         assert_eq!(h.tick_demand.len(), TICKS_KEPT);
-        assert!(h.memory() < 250 * 1024, "{}", h.memory());
+        assert!(h.memory() < 300 * 1024, "{}", h.memory());
     }
 }

@@ -308,6 +308,7 @@ impl Planner {
                 demand: d.asked as f64 / tick_secs,
                 granted: d.granted() as f64 / tick_secs,
                 arrivals: d.requests as f64 / tick_secs,
+                hold: d.hold.map(|ns| ns as f64 / NANOS_PER_SEC as f64),
             };
             s.history.record(sample, tpm);
             let minute = (s.history.ticks - 1) / tpm as u64;
@@ -465,7 +466,12 @@ impl Planner {
         }
         let r = &registry.resources[resource];
         if r.kind == Kind::Concurrency {
-            band = band.scaled(r.hold_time() as f64 / NANOS_PER_SEC as f64);
+            // This tenant's own recent hold time, else the resource's.
+            let hold = self.series[i]
+                .history
+                .recent_hold()
+                .unwrap_or(r.hold_time() as f64 / NANOS_PER_SEC as f64);
+            band = band.scaled(hold);
         }
         band
     }

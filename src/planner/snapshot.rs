@@ -14,7 +14,7 @@ use super::history::History;
 
 const MAGIC: &[u8; 16] = b"prescient-hist\0\0";
 /// Bump on any change to the serialized types.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const FILE: &str = "history.snapshot";
 
 /// The saved history of one (tenant, resource).
@@ -102,6 +102,7 @@ mod tests {
                     demand: i as f64,
                     granted: 1.0,
                     arrivals: 2.0,
+                    hold: None,
                 },
                 60,
             );

@@ -310,3 +310,37 @@ fn a_restart_restores_the_history_and_the_forecast() {
         assert!((a.band.mean - b.band.mean).abs() < 40.0, "{a:?} vs {b:?}");
     }
 }
+
+#[test]
+fn a_concurrency_reserve_follows_littles_law() {
+    // 10 units acquired per second, each held 2 s: about 20 held at once.
+    let yaml = "resources:\n  gpu: { kind: concurrency, capacity: 100 }\n\
+                tenants:\n  t: { qos: gold, limits: { gpu: { guaranteed: 2, reserve: { horizon: 10s } } } }\n";
+    let mut sim = Sim::new(yaml, SystemTime::UNIX_EPOCH);
+    let mut held: std::collections::VecDeque<(u64, String)> = Default::default();
+    for t in 0..600u64 {
+        while held.front().is_some_and(|(at, _)| at + 2 <= t) {
+            let (_, lease) = held.pop_front().unwrap();
+            sim.core.release(&lease).unwrap();
+        }
+        for _ in 0..10 {
+            let req = AcquireRequest {
+                tenant: "t",
+                resource: "gpu",
+                amount: 1,
+                ..Default::default()
+            };
+            if let Ok(Decision::Granted(g)) = sim.core.try_acquire(&req, sim.clock.now()) {
+                held.push_back((t, g.lease.unwrap().to_string()));
+            }
+        }
+        sim.tick();
+    }
+    let gpu = sim.core.registry().resource("gpu").unwrap();
+    let t = sim.core.registry().existing_tenant("t").unwrap();
+    let reserve = t.allotments[gpu.id].reserve.size();
+    assert!(
+        (15.0..=40.0).contains(&reserve),
+        "10/s × 2 s − 2 guaranteed ≈ 18: {reserve}"
+    );
+}
