@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Readiness};
 use crate::admission::Admission;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::planner::{Planner, snapshot};
 use crate::policy::{EMBEDDED_POLICY, Policy};
 use crate::settings::Settings;
@@ -83,7 +84,9 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
 
     let cancel = CancellationToken::new();
     let readiness = Arc::new(Readiness::default());
-    let mut planner = Planner::new(core.clone(), &policy, settings.planner_config());
+    let metrics = Arc::new(Metrics::new(settings.metrics.max_tenants));
+    let mut planner = Planner::new(core.clone(), &policy, settings.planner_config())
+        .with_metrics(metrics.clone());
     let state_dir =
         (!settings.state_dir.as_os_str().is_empty()).then(|| settings.state_dir.clone());
     if let Some(dir) = &state_dir {
@@ -125,7 +128,11 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(crate::grpc::admission_server(core.clone(), forecasts));
+        .add_service(crate::grpc::admission_server(
+            core.clone(),
+            forecasts,
+            metrics.clone(),
+        ));
     let stop = cancel.clone();
     let closing = core.clone();
     tasks.push(tokio::spawn(async move {
@@ -139,7 +146,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     }));
 
     let stop = cancel.clone();
-    let app = admin::router(readiness.clone());
+    let app = admin::router(readiness.clone(), metrics);
     tasks.push(tokio::spawn(async move {
         axum::serve(admin_listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod grpc;
+pub mod metrics;
 pub mod planner;
 pub mod policy;
 pub mod pool;

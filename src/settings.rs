@@ -27,6 +27,7 @@ pub struct Settings {
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
     pub planner: PlannerSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub admission: AdmissionSettings,
 }
@@ -41,6 +42,12 @@ pub struct PlannerSettings {
     pub published_minutes: usize,
     #[serde(with = "humantime_serde")]
     pub snapshot_every: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub max_tenants: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

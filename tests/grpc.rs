@@ -597,3 +597,40 @@ async fn history_survives_a_restart_and_a_corrupt_snapshot_is_ignored() {
     assert!(log.contains("history snapshot ignored"), "{log}");
     assert!(log.contains("not a prescient history snapshot"), "{log}");
 }
+
+#[tokio::test]
+async fn metrics_are_scraped_from_the_admin_port() {
+    let d = Daemon::start(POLICY, &[("PRESCIENT_TICK", "100ms")]);
+    let mut c = d.client().await;
+    granted(c.acquire(acquire("web", "api", 20)).await);
+    granted(c.acquire(acquire("web", "gpu", 1)).await);
+    denied(c.acquire(acquire("web", "gpu", 1)).await);
+    let text = eventually(
+        Duration::from_secs(20),
+        "the tick that counts them",
+        || async {
+            let (status, body) = d.http_get("/metrics");
+            assert_eq!(status, 200);
+            body.contains(
+                r#"prescient_acquisitions_total{tenant="web",resource="gpu",decision="denied"} 1"#,
+            )
+            .then_some(body)
+        },
+    )
+    .await;
+    for line in [
+        r#"prescient_acquisitions_total{tenant="web",resource="api",decision="granted"} 1"#,
+        r#"prescient_granted_tokens_total{tenant="web",resource="api",pool="guaranteed"} 20"#,
+        r#"prescient_acquire_latency_seconds_count 3"#,
+        r#"prescient_leases_active 1"#,
+        r#"prescient_pool_tokens{tenant="",resource="api",pool="shared"}"#,
+        r#"prescient_reserve{tenant="web",resource="api"}"#,
+        r#"prescient_forecast_upper{tenant="batch",resource="api"}"#,
+        r#"prescient_forecast_coverage_ratio{"#,
+        r#"prescient_tick_duration_seconds_count"#,
+        r#"prescient_waiters{resource="gpu"} 0"#,
+        "# EOF",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}

@@ -107,6 +107,7 @@ pub struct Admission {
     requests: RequestLog,
     config: AdmissionConfig,
     closed: AtomicBool,
+    reclaimed: std::sync::atomic::AtomicU64,
 }
 
 impl Admission {
@@ -119,6 +120,7 @@ impl Admission {
             clock,
             config,
             closed: AtomicBool::new(false),
+            reclaimed: Default::default(),
         }
     }
 
@@ -281,9 +283,11 @@ impl Admission {
     /// Counts a final outcome in the tenant's demand counters.
     #[inline]
     fn count(&self, tenant: &Tenant, resource: &Resource, amount: u64, decision: &Decision) {
-        allotment(tenant, resource)
-            .counters
-            .record(amount, matches!(decision, Decision::Granted(_)));
+        let counters = &allotment(tenant, resource).counters;
+        match decision {
+            Decision::Granted(g) => counters.record_grant(&g.split),
+            Decision::Denied(_) => counters.record_denial(amount),
+        }
     }
 
     /// Returns a lease's units to the pools that paid them. Idempotent.
@@ -364,7 +368,14 @@ impl Admission {
             .count();
         self.leases.forget(now);
         self.requests.forget(now);
+        self.reclaimed
+            .fetch_add(reclaimed as u64, Ordering::Relaxed);
         reclaimed
+    }
+
+    /// Leases reclaimed by TTL since start.
+    pub fn reclaimed(&self) -> u64 {
+        self.reclaimed.load(Ordering::Relaxed)
     }
 
     /// Sets a tenant's reserve on a resource; returns the size applied

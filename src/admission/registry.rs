@@ -151,14 +151,16 @@ pub struct Allotment {
 }
 
 /// Demand as the core saw it since the last fold: one atomic add per
-/// Acquire (requests and tokens packed in one word), a second only on
-/// denial. The planner folds (swaps to zero) every tick, so a word holds one
-/// tick's worth: up to 2^24 requests and 2^40 tokens.
+/// Acquire on the grant path (requests and tokens packed in one word, in
+/// the word of the tier that completed the payment; a split grant adds the
+/// other tiers' tokens too), one on denial. The planner folds (swaps to
+/// zero) every tick, so a word holds one tick's worth: up to 2^24 requests
+/// and 2^40 tokens.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// `requests << 40 | tokens asked`, denied included.
-    asked: AtomicU64,
-    /// `requests << 40 | tokens` of the denied ones.
+    /// Per tier: `requests completed here << 40 | tokens paid`.
+    granted: [AtomicU64; 4],
+    /// `requests << 40 | tokens` denied.
     denied: AtomicU64,
     /// Work reported done (Release, Report): hold time and size, summed.
     hold_ns: AtomicU64,
@@ -172,10 +174,15 @@ const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
 /// One fold of [`Counters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Demand {
+    /// Acquires, granted and denied.
     pub requests: u64,
+    /// Tokens asked, denied included.
     pub asked: u64,
     pub denials: u64,
+    /// Tokens denied.
     pub denied: u64,
+    /// Tokens granted, per tier (in [`Tier::ALL`] order).
+    pub by_tier: [u64; 4],
     /// Mean hold time of the work finished since the last fold (ns), if any.
     pub hold: Option<u64>,
     /// Tokens or units reported used.
@@ -189,13 +196,31 @@ impl Demand {
 }
 
 impl Counters {
+    /// Counts a grant by the tiers that paid it.
     #[inline]
-    pub fn record(&self, amount: u64, granted: bool) {
-        let word = (1 << TOKEN_BITS) | amount.min(TOKEN_MASK);
-        self.asked.fetch_add(word, Ordering::Relaxed);
-        if !granted {
-            self.denied.fetch_add(word, Ordering::Relaxed);
+    pub fn record_grant(&self, split: &crate::pool::Split) {
+        let mut last = None;
+        for (k, tier) in Tier::ALL.into_iter().enumerate() {
+            if split.get(tier) > 0 {
+                last = Some(k);
+            }
         }
+        for (k, tier) in Tier::ALL.into_iter().enumerate() {
+            let tokens = split.get(tier).min(TOKEN_MASK);
+            if tokens == 0 {
+                continue;
+            }
+            let request = if Some(k) == last { 1 << TOKEN_BITS } else { 0 };
+            self.granted[k].fetch_add(request | tokens, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    pub fn record_denial(&self, amount: u64) {
+        self.denied.fetch_add(
+            (1 << TOKEN_BITS) | amount.min(TOKEN_MASK),
+            Ordering::Relaxed,
+        );
     }
 
     /// Records finished work: how long it held the resource, how much it
@@ -212,18 +237,25 @@ impl Counters {
 
     /// Takes what was counted since the last fold.
     pub fn fold(&self) -> Demand {
-        let a = self.asked.swap(0, Ordering::Relaxed);
         let d = self.denied.swap(0, Ordering::Relaxed);
         let holds = self.holds.swap(0, Ordering::Relaxed);
         let hold_ns = self.hold_ns.swap(0, Ordering::Relaxed);
-        Demand {
-            requests: a >> TOKEN_BITS,
-            asked: a & TOKEN_MASK,
+        let mut demand = Demand {
+            requests: d >> TOKEN_BITS,
+            asked: d & TOKEN_MASK,
             denials: d >> TOKEN_BITS,
-            denied: (d & TOKEN_MASK).min(a & TOKEN_MASK),
+            denied: d & TOKEN_MASK,
+            by_tier: [0; 4],
             hold: (holds > 0).then(|| hold_ns / holds),
             used: self.used.swap(0, Ordering::Relaxed),
+        };
+        for (k, word) in self.granted.iter().enumerate() {
+            let g = word.swap(0, Ordering::Relaxed);
+            demand.requests += g >> TOKEN_BITS;
+            demand.by_tier[k] = g & TOKEN_MASK;
+            demand.asked += g & TOKEN_MASK;
         }
+        demand
     }
 }
 

@@ -508,3 +508,31 @@ async fn shutdown_answers_waiters_unavailable() {
         t.await.unwrap();
     }
 }
+
+#[test]
+fn demand_counters_fold_requests_tokens_and_tiers_once() {
+    let (core, clock) = core();
+    core.set_reserve("plat", "db", 100).unwrap();
+    clock.advance(Duration::from_millis(1001));
+    let now = clock.now();
+    granted(core.try_acquire(&req("plat", "db", 150), now)); // reserve 100 + guaranteed 50
+    granted(core.try_acquire(&req("plat", "db", 10), now)); // guaranteed
+    let t = core.registry().existing_tenant("plat").unwrap();
+    let db = core.registry().resource("db").unwrap();
+    let d = t.allotments[db.id].counters.fold();
+    assert_eq!((d.requests, d.asked, d.denials, d.denied), (2, 160, 0, 0));
+    assert_eq!(d.by_tier, [100, 60, 0, 0]);
+    assert_eq!(
+        t.allotments[db.id].counters.fold(),
+        Demand::default(),
+        "a fold resets"
+    );
+    granted(core.try_acquire(&req("bronze", "db", 50), now));
+    denied(core.try_acquire(&req("bronze", "db", 5), now));
+    let b = core.registry().existing_tenant("bronze").unwrap();
+    let d = b.allotments[db.id].counters.fold();
+    assert_eq!(
+        (d.requests, d.asked, d.denials, d.denied, d.granted()),
+        (2, 55, 1, 5, 50)
+    );
+}

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::status;
 use crate::admission::{self as core, Admission, Decision};
+use crate::metrics::Metrics;
 use crate::planner::Forecasts;
 use crate::proto;
 
@@ -20,11 +21,20 @@ pub const MAX_REPORT_ENTRIES: usize = 10_000;
 pub struct AdmissionService {
     core: Arc<Admission>,
     forecasts: watch::Receiver<Arc<Forecasts>>,
+    metrics: Arc<Metrics>,
 }
 
 impl AdmissionService {
-    pub fn new(core: Arc<Admission>, forecasts: watch::Receiver<Arc<Forecasts>>) -> Self {
-        Self { core, forecasts }
+    pub fn new(
+        core: Arc<Admission>,
+        forecasts: watch::Receiver<Arc<Forecasts>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            core,
+            forecasts,
+            metrics,
+        }
     }
 }
 
@@ -121,8 +131,13 @@ impl proto::admission_server::Admission for AdmissionService {
         };
         let decision = if max_wait.is_zero() && req.request_id.is_none() {
             // The hot path: decided synchronously, no future state machine.
-            let now = self.core.clock().now();
-            self.core.try_acquire(&req, now)
+            let clock = self.core.clock();
+            let now = clock.now();
+            let decision = self.core.try_acquire(&req, now);
+            self.metrics
+                .acquire_latency
+                .observe_ns(clock.now().saturating_sub(now));
+            decision
         } else {
             drop(_enter);
             self.core.acquire(&req).await

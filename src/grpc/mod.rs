@@ -19,8 +19,9 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub fn admission_server(
     core: Arc<crate::admission::Admission>,
     forecasts: tokio::sync::watch::Receiver<Arc<crate::planner::Forecasts>>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> AdmissionServer<AdmissionService> {
-    AdmissionServer::new(AdmissionService::new(core, forecasts))
+    AdmissionServer::new(AdmissionService::new(core, forecasts, metrics))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::admission::{Admission, Tenant};
 use crate::clock::{NANOS_PER_SEC, Nanos};
+use crate::metrics::{self, Metrics};
 use crate::policy::{EventSpec, Kind, Policy};
 use forecast::{Accuracy, Band, Forecaster};
 use history::{History, Sample};
@@ -116,6 +117,10 @@ struct Series {
     last_fit: Option<u64>,
     fitting: bool,
     last_demand: f64,
+    /// The band forecast for the coming tick.
+    next: Band,
+    /// Tenant label for metrics (bounded cardinality).
+    label: String,
 }
 
 struct Done {
@@ -181,6 +186,9 @@ pub struct Planner {
     restored: std::collections::HashMap<(String, String), History>,
     /// Bands from outside instead of forecasts (the simulator's oracle).
     oracle: Option<Oracle>,
+    metrics: Option<Arc<Metrics>>,
+    /// Leases reclaimed as of the last tick (the metric counts the rest).
+    reclaimed: u64,
 }
 
 /// A source of known-future demand bands: `(tenant, resource, now,
@@ -207,7 +215,16 @@ impl Planner {
             config,
             restored: Default::default(),
             oracle: None,
+            metrics: None,
+            reclaimed: 0,
         }
+    }
+
+    /// Feeds `metrics` every tick (the daemon; tests and the simulator
+    /// need none).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Sizes reserves from known future demand instead of forecasts, and
@@ -288,6 +305,11 @@ impl Planner {
                     last_fit: None,
                     fitting: false,
                     last_demand: 0.0,
+                    next: Band::default(),
+                    label: self
+                        .metrics
+                        .as_ref()
+                        .map_or_else(String::new, |m| m.tenant_label(&tenant.name)),
                 });
             }
         }
@@ -314,6 +336,14 @@ impl Planner {
             let minute = (s.history.ticks - 1) / tpm as u64;
             s.forecaster.observe(sample.demand, minute);
             s.last_demand = sample.demand;
+            if let Some(m) = &self.metrics {
+                count(
+                    m,
+                    &s.label,
+                    &self.core.registry().resources[s.resource].name,
+                    &d,
+                );
+            }
         }
 
         // 2. Refits: collect what finished, start what is due.
@@ -325,7 +355,7 @@ impl Planner {
         // 3. Forecast (the band for the coming tick is scored against it
         // next tick), then size, resource by resource.
         for s in &mut self.series {
-            s.forecaster.predict(s.history.ticks / tpm as u64);
+            s.next = s.forecaster.predict(s.history.ticks / tpm as u64);
         }
         let wall = self.core.clock().wall(now);
         for resource in 0..self.core.registry().resources.len() {
@@ -337,6 +367,10 @@ impl Planner {
         self.publish(wall);
         report.series = self.series.len();
         report.elapsed = started.elapsed();
+        if let Some(m) = self.metrics.clone() {
+            self.gauges(&m, now);
+            m.tick_seconds.observe(report.elapsed.as_secs_f64());
+        }
         report
     }
 
@@ -354,6 +388,9 @@ impl Planner {
 
     fn apply(&mut self, d: Done) {
         self.fit_cost += 0.2 * (d.cost.as_secs_f64() - self.fit_cost);
+        if let Some(m) = &self.metrics {
+            m.refit_seconds.observe(d.cost.as_secs_f64());
+        }
         let s = &mut self.series[d.series];
         s.fitting = false;
         s.last_fit = Some(d.from);
@@ -519,6 +556,60 @@ impl Planner {
         }
     }
 
+    /// Sets the per-tick gauges: reserves, forecasts, accuracy, pool
+    /// contents, leases and waiters.
+    fn gauges(&mut self, m: &Metrics, now: Nanos) {
+        let registry = self.core.registry();
+        for s in &self.series {
+            let r = &registry.resources[s.resource];
+            let series = metrics::Series {
+                tenant: s.label.clone(),
+                resource: r.name.to_string(),
+            };
+            let a = &s.tenant.allotments[s.resource];
+            m.reserve.get_or_create(&series).set(a.reserve.size());
+            m.forecast_mean.get_or_create(&series).set(s.next.mean);
+            m.forecast_upper.get_or_create(&series).set(s.next.upper);
+            let accuracy = s.forecaster.accuracy();
+            m.forecast_coverage
+                .get_or_create(&series)
+                .set(accuracy.coverage);
+            m.forecast_error.get_or_create(&series).set(accuracy.mase);
+            for (pool, p) in [("reserve", &a.reserve), ("guaranteed", &a.guaranteed)] {
+                let labels = metrics::Paid {
+                    tenant: s.label.clone(),
+                    resource: r.name.to_string(),
+                    pool,
+                };
+                m.pool_tokens
+                    .get_or_create(&labels)
+                    .set(p.available(now) as f64);
+            }
+        }
+        for r in registry.resources.iter() {
+            for (pool, p) in [("shared", &r.shared), ("emergency", &r.emergency)] {
+                let labels = metrics::Paid {
+                    tenant: String::new(),
+                    resource: r.name.to_string(),
+                    pool,
+                };
+                m.pool_tokens
+                    .get_or_create(&labels)
+                    .set(p.available(now) as f64);
+            }
+            m.waiters
+                .get_or_create(&metrics::OfResource {
+                    resource: r.name.to_string(),
+                })
+                .set(r.waiters.len() as i64);
+        }
+        m.leases_active.set(self.core.leases().held() as i64);
+        let reclaimed = self.core.reclaimed();
+        m.leases_reclaimed
+            .inc_by(reclaimed.saturating_sub(self.reclaimed));
+        self.reclaimed = reclaimed;
+    }
+
     fn publish(&self, wall: SystemTime) {
         let tpm = self.ticks_per_minute as u64;
         let mut out = Forecasts {
@@ -557,3 +648,29 @@ impl Planner {
 
 #[cfg(test)]
 mod tests;
+
+/// Adds one tick's folded demand to the acquisition counters.
+fn count(m: &Metrics, tenant: &str, resource: &str, d: &crate::admission::Demand) {
+    for (decision, n) in [("granted", d.requests - d.denials), ("denied", d.denials)] {
+        if n > 0 {
+            m.acquisitions
+                .get_or_create(&metrics::Decided {
+                    tenant: tenant.to_owned(),
+                    resource: resource.to_owned(),
+                    decision,
+                })
+                .inc_by(n);
+        }
+    }
+    for (tier, n) in crate::pool::Tier::ALL.into_iter().zip(d.by_tier) {
+        if n > 0 {
+            m.tokens
+                .get_or_create(&metrics::Paid {
+                    tenant: tenant.to_owned(),
+                    resource: resource.to_owned(),
+                    pool: tier.as_str(),
+                })
+                .inc_by(n);
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Prometheus metrics (prometheus-client), served on the admin port's
+//! `/metrics`. Nothing here is touched by the Acquire hot path except the
+//! latency histogram, which is a fixed array of atomics (prometheus-client's
+//! own histogram takes a lock). Everything else is fed once per tick by the
+//! planner, from the demand counters it folds anyway, so recording a metric
+//! costs Acquire nothing.
+//!
+//! Tenant label values are bounded: the first `max_tenants` tenants seen
+//! keep their name, later ones are counted as `other`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+
+/// The label value tenants beyond the bound share.
+pub const OTHER: &str = "other";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Decided {
+    pub tenant: String,
+    pub resource: String,
+    pub decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Paid {
+    pub tenant: String,
+    pub resource: String,
+    pub pool: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Series {
+    pub tenant: String,
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OfResource {
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub result: &'static str,
+}
+
+/// A latency histogram on atomics: `observe` is one array index and three
+/// relaxed adds, no lock.
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    /// Upper bounds, seconds.
+    bounds: Vec<f64>,
+    /// Per bucket (not cumulative); the last is +Inf.
+    counts: Vec<AtomicU64>,
+    sum_ns: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Buckets from 1 µs to ~33 ms, doubling.
+    pub fn new() -> Self {
+        let bounds: Vec<f64> = (0..16).map(|i| 1e-6 * 2f64.powi(i)).collect();
+        Self {
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            bounds,
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub fn observe_ns(&self, ns: u64) {
+        // Bucket i holds (bounds[i-1], bounds[i]]: 1 µs << i.
+        let micros = ns.div_ceil(1_000).max(1);
+        let i = (64 - (micros - 1).leading_zeros()) as usize;
+        self.counts[i.min(self.bounds.len())].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let mut cumulative = 0;
+        let mut buckets = Vec::with_capacity(self.counts.len());
+        for (i, c) in self.counts.iter().enumerate() {
+            cumulative += c.load(Ordering::Relaxed);
+            buckets.push((self.bounds.get(i).copied().unwrap_or(f64::MAX), cumulative));
+        }
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            sum, cumulative, &buckets, None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// Every metric of a daemon.
+pub struct Metrics {
+    registry: Registry,
+    pub acquisitions: Family<Decided, Counter>,
+    pub tokens: Family<Paid, Counter>,
+    pub acquire_latency: Arc<LatencyHistogram>,
+    pub pool_tokens: Family<Paid, Gauge<f64, AtomicU64>>,
+    pub reserve: Family<Series, Gauge<f64, AtomicU64>>,
+    pub forecast_mean: Family<Series, Gauge<f64, AtomicU64>>,
+    pub forecast_upper: Family<Series, Gauge<f64, AtomicU64>>,
+    pub forecast_coverage: Family<Series, Gauge<f64, AtomicU64>>,
+    pub forecast_error: Family<Series, Gauge<f64, AtomicU64>>,
+    pub refit_seconds: Histogram,
+    pub tick_seconds: Histogram,
+    pub leases_active: Gauge,
+    pub leases_reclaimed: Counter,
+    pub waiters: Family<OfResource, Gauge>,
+    pub reloads: Family<Outcome, Counter>,
+    max_tenants: usize,
+    tenant_labels: Mutex<HashMap<String, String>>,
+}
+
+impl Metrics {
+    pub fn new(max_tenants: usize) -> Self {
+        let mut registry = Registry::with_prefix("prescient");
+        let acquisitions = Family::<Decided, Counter>::default();
+        registry.register(
+            "acquisitions",
+            "Acquire decisions, by tenant, resource and decision",
+            acquisitions.clone(),
+        );
+        let tokens = Family::<Paid, Counter>::default();
+        registry.register(
+            "granted_tokens",
+            "Tokens (or units) granted, by the pool that paid them",
+            tokens.clone(),
+        );
+        let acquire_latency = Arc::new(LatencyHistogram::new());
+        registry.register_with_unit(
+            "acquire_latency",
+            "Time the admission core took to decide an Acquire (waiting excluded)",
+            prometheus_client::registry::Unit::Seconds,
+            LatencyShared(acquire_latency.clone()),
+        );
+        let gauge = || Family::<Series, Gauge<f64, AtomicU64>>::default();
+        let pool_tokens = Family::<Paid, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "pool_tokens",
+            "Tokens (rate) or free units (concurrency) in each pool now; tenant is empty for shared and emergency",
+            pool_tokens.clone(),
+        );
+        let reserve = gauge();
+        registry.register(
+            "reserve",
+            "Reserve in force: tokens/s (rate) or units (concurrency)",
+            reserve.clone(),
+        );
+        let forecast_mean = gauge();
+        registry.register(
+            "forecast_mean",
+            "Forecast demand rate for the coming tick (per second)",
+            forecast_mean.clone(),
+        );
+        let forecast_upper = gauge();
+        registry.register(
+            "forecast_upper",
+            "Upper bound of the forecast band at the tenant's quantile (per second)",
+            forecast_upper.clone(),
+        );
+        let forecast_coverage = gauge();
+        registry.register(
+            "forecast_coverage_ratio",
+            "Share of the trailing ten minutes of ticks whose demand fell inside the forecast band",
+            forecast_coverage.clone(),
+        );
+        let forecast_error = gauge();
+        registry.register(
+            "forecast_error_ratio",
+            "Mean absolute scaled error of the forecast over the trailing ten minutes (below 1 beats naive)",
+            forecast_error.clone(),
+        );
+        let refit_seconds = Histogram::new(exponential_buckets(1e-4, 2.0, 14));
+        registry.register_with_unit(
+            "refit_duration",
+            "Time one model refit took",
+            prometheus_client::registry::Unit::Seconds,
+            refit_seconds.clone(),
+        );
+        let tick_seconds = Histogram::new(exponential_buckets(1e-5, 2.0, 18));
+        registry.register_with_unit(
+            "tick_duration",
+            "Time one planner tick took (fold, forecast, size, publish)",
+            prometheus_client::registry::Unit::Seconds,
+            tick_seconds.clone(),
+        );
+        let leases_active = Gauge::default();
+        registry.register("leases_active", "Leases held now", leases_active.clone());
+        let leases_reclaimed = Counter::default();
+        registry.register(
+            "leases_reclaimed",
+            "Leases reclaimed because their TTL passed without a Release",
+            leases_reclaimed.clone(),
+        );
+        let waiters = Family::<OfResource, Gauge>::default();
+        registry.register(
+            "waiters",
+            "Acquires waiting in a resource's queue",
+            waiters.clone(),
+        );
+        let reloads = Family::<Outcome, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy reloads, by result (ok, error)",
+            reloads.clone(),
+        );
+        Self {
+            registry,
+            acquisitions,
+            tokens,
+            acquire_latency,
+            pool_tokens,
+            reserve,
+            forecast_mean,
+            forecast_upper,
+            forecast_coverage,
+            forecast_error,
+            refit_seconds,
+            tick_seconds,
+            leases_active,
+            leases_reclaimed,
+            waiters,
+            reloads,
+            max_tenants,
+            tenant_labels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The label value for a tenant: its name while under the bound, else
+    /// `other`. Called by the planner, never on the hot path.
+    pub fn tenant_label(&self, tenant: &str) -> String {
+        let mut labels = self.tenant_labels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(label) = labels.get(tenant) {
+            return label.clone();
+        }
+        let label = if labels.len() < self.max_tenants {
+            tenant.to_owned()
+        } else {
+            OTHER.to_owned()
+        };
+        labels.insert(tenant.to_owned(), label.clone());
+        label
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Registers the shared histogram (the registry wants an owned metric).
+#[derive(Debug)]
+struct LatencyShared(Arc<LatencyHistogram>);
+
+impl TypedMetric for LatencyShared {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyShared {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latency_histogram_buckets_by_doubling_microseconds() {
+        let h = LatencyHistogram::new();
+        h.observe_ns(500); // <= 1 µs
+        h.observe_ns(1_500); // <= 2 µs
+        h.observe_ns(3_000_000); // <= 4.096 ms
+        let m = Metrics::new(10);
+        m.acquire_latency.observe_ns(800);
+        let text = m.encode();
+        assert!(
+            text.contains("prescient_acquire_latency_seconds_count 1"),
+            "{text}"
+        );
+        assert_eq!(h.counts[0].load(Ordering::Relaxed), 1);
+        assert_eq!(h.counts[1].load(Ordering::Relaxed), 1);
+        assert_eq!(h.counts[12].load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn tenant_labels_are_bounded() {
+        let m = Metrics::new(2);
+        assert_eq!(m.tenant_label("a"), "a");
+        assert_eq!(m.tenant_label("b"), "b");
+        assert_eq!(m.tenant_label("c"), OTHER);
+        assert_eq!(m.tenant_label("a"), "a");
+    }
+
+    #[test]
+    fn the_exposition_names_follow_prometheus_conventions() {
+        let m = Metrics::new(10);
+        m.acquisitions
+            .get_or_create(&Decided {
+                tenant: "t".into(),
+                resource: "r".into(),
+                decision: "granted",
+            })
+            .inc();
+        m.reloads.get_or_create(&Outcome { result: "ok" }).inc();
+        let text = m.encode();
+        for name in [
+            "prescient_acquisitions_total{tenant=\"t\",resource=\"r\",decision=\"granted\"} 1",
+            "prescient_policy_reloads_total{result=\"ok\"} 1",
+            "# TYPE prescient_tick_duration_seconds histogram",
+            "# TYPE prescient_leases_reclaimed counter",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+}
