@@ -118,6 +118,7 @@ impl EncodeMetric for LatencyHistogram {
 pub struct Metrics {
     registry: Registry,
     pub acquisitions: Family<Decided, Counter>,
+    pub asked: Family<Series, Counter>,
     pub tokens: Family<Paid, Counter>,
     pub acquire_latency: Arc<LatencyHistogram>,
     pub pool_tokens: Family<Paid, Gauge<f64, AtomicU64>>,
@@ -144,6 +145,12 @@ impl Metrics {
             "acquisitions",
             "Acquire decisions, by tenant, resource and decision",
             acquisitions.clone(),
+        );
+        let asked = Family::<Series, Counter>::default();
+        registry.register(
+            "asked_tokens",
+            "Tokens (or units) asked for, denied included: the demand forecasts follow",
+            asked.clone(),
         );
         let tokens = Family::<Paid, Counter>::default();
         registry.register(
@@ -229,9 +236,14 @@ impl Metrics {
             "Policy reloads, by result (ok, error)",
             reloads.clone(),
         );
+        // Both series exist from the start, so `increase()` sees the first.
+        for result in ["ok", "error"] {
+            reloads.get_or_create(&Outcome { result });
+        }
         Self {
             registry,
             acquisitions,
+            asked,
             tokens,
             acquire_latency,
             pool_tokens,

@@ -651,6 +651,14 @@ mod tests;
 
 /// Adds one tick's folded demand to the acquisition counters.
 fn count(m: &Metrics, tenant: &str, resource: &str, d: &crate::admission::Demand) {
+    if d.asked > 0 {
+        m.asked
+            .get_or_create(&metrics::Series {
+                tenant: tenant.to_owned(),
+                resource: resource.to_owned(),
+            })
+            .inc_by(d.asked);
+    }
     for (decision, n) in [("granted", d.requests - d.denials), ("denied", d.denials)] {
         if n > 0 {
             m.acquisitions
