@@ -238,7 +238,7 @@ impl Metrics {
         );
         // Both series exist from the start, so `increase()` sees the first.
         for result in ["ok", "error"] {
-            reloads.get_or_create(&Outcome { result });
+            let _ = reloads.get_or_create(&Outcome { result });
         }
         Self {
             registry,
