@@ -68,6 +68,10 @@ pub struct Forecaster {
     hits: VecDeque<bool>,
     abs_errors: VecDeque<f32>,
     naive_errors: VecDeque<f32>,
+    /// Running sums of the three windows above, so scoring is O(1).
+    hit_count: usize,
+    abs_sum: f64,
+    naive_sum: f64,
 }
 
 impl Forecaster {
@@ -88,11 +92,19 @@ impl Forecaster {
             hits: VecDeque::with_capacity(WINDOW),
             abs_errors: VecDeque::with_capacity(WINDOW),
             naive_errors: VecDeque::with_capacity(WINDOW),
+            hit_count: 0,
+            abs_sum: 0.0,
+            naive_sum: 0.0,
         }
     }
 
-    pub fn model(&self) -> ModelKind {
-        self.fitted.as_ref().map_or(ModelKind::Ewma, |f| f.kind)
+    /// The model that forecasts `minute`: the fitted one while its means
+    /// reach that far, else EWMA (a fit that fell behind).
+    pub fn model(&self, minute: u64) -> ModelKind {
+        match &self.fitted {
+            Some(f) if self.model_mean(minute).is_some() => f.kind,
+            _ => ModelKind::Ewma,
+        }
     }
 
     pub fn seasons(&self) -> &[usize] {
@@ -126,10 +138,16 @@ impl Forecaster {
             0.0
         };
         if let Some(band) = self.pending.take() {
-            push(&mut self.hits, band.lower <= actual && actual <= band.upper);
-            push(&mut self.abs_errors, (actual - band.mean).abs() as f32);
+            let hit = band.lower <= actual && actual <= band.upper;
+            if push(&mut self.hits, hit) == Some(true) {
+                self.hit_count -= 1;
+            }
+            self.hit_count += hit as usize;
+            let e = (actual - band.mean).abs() as f32;
+            self.abs_sum += e as f64 - push(&mut self.abs_errors, e).unwrap_or(0.0) as f64;
             if let Some(prev) = self.last_actual {
-                push(&mut self.naive_errors, (actual - prev).abs() as f32);
+                let e = (actual - prev).abs() as f32;
+                self.naive_sum += e as f64 - push(&mut self.naive_errors, e).unwrap_or(0.0) as f64;
             }
         }
         let residual = actual - self.base(minute);
@@ -194,10 +212,11 @@ impl Forecaster {
         let coverage = if n == 0 {
             0.0
         } else {
-            self.hits.iter().filter(|h| **h).count() as f64 / n as f64
+            self.hit_count as f64 / n as f64
         };
-        let mae = mean(&self.abs_errors);
-        let naive = mean(&self.naive_errors);
+        let mean = |sum: f64, n: usize| if n == 0 { 0.0 } else { sum.max(0.0) / n as f64 };
+        let mae = mean(self.abs_sum, self.abs_errors.len());
+        let naive = mean(self.naive_sum, self.naive_errors.len());
         Accuracy {
             coverage,
             mase: if naive > 0.0 { mae / naive } else { 0.0 },
@@ -221,19 +240,15 @@ impl Forecaster {
     }
 }
 
-fn push<T>(q: &mut VecDeque<T>, v: T) {
-    if q.len() == WINDOW {
-        q.pop_front();
-    }
-    q.push_back(v);
-}
-
-fn mean(q: &VecDeque<f32>) -> f64 {
-    if q.is_empty() {
-        0.0
+/// Appends to a window; returns what fell out of it.
+fn push<T>(q: &mut VecDeque<T>, v: T) -> Option<T> {
+    let out = if q.len() == WINDOW {
+        q.pop_front()
     } else {
-        q.iter().map(|v| *v as f64).sum::<f64>() / q.len() as f64
-    }
+        None
+    };
+    q.push_back(v);
+    out
 }
 
 /// The `p` quantile of `v` (reorders it).
@@ -320,6 +335,19 @@ mod tests {
             f.observe(100.0 + noise(), t / 60);
         }
         let a = f.accuracy();
+        // The running sums agree with a recount of the windows.
+        let recount = f.hits.iter().filter(|h| **h).count() as f64 / f.hits.len() as f64;
+        assert!((a.coverage - recount).abs() < 1e-12);
+        let mae: f64 =
+            f.abs_errors.iter().map(|e| *e as f64).sum::<f64>() / f.abs_errors.len() as f64;
+        let naive: f64 =
+            f.naive_errors.iter().map(|e| *e as f64).sum::<f64>() / f.naive_errors.len() as f64;
+        assert!(
+            (a.mase - mae / naive).abs() < 1e-6,
+            "{} vs {}",
+            a.mase,
+            mae / naive
+        );
         assert!((0.84..=0.96).contains(&a.coverage), "{a:?}");
         let band = f.band(50);
         assert!(band.upper > 110.0 && band.upper < 125.0, "{band:?}");

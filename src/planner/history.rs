@@ -35,6 +35,12 @@ impl Ring {
 
     pub fn push(&mut self, v: f32) {
         if self.buf.len() < self.cap {
+            if self.buf.len() == self.buf.capacity() {
+                // Grow by doubling, but never past the bound: a full ring
+                // holds exactly `cap` samples, no slack.
+                let extra = self.buf.len().max(64).min(self.cap - self.buf.len());
+                self.buf.reserve_exact(extra);
+            }
             self.buf.push(v);
         } else {
             self.buf[self.head] = v;
@@ -173,14 +179,19 @@ impl History {
         (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64)
     }
 
-    /// Bytes this series holds now.
+    /// Bytes this series holds now (allocated, not just used).
     pub fn memory(&self) -> usize {
-        4 * (self.tick_demand.len()
-            + self.tick_granted.len()
-            + self.tick_arrivals.len()
-            + self.minute_demand.len()
-            + self.minute_arrivals.len()
-            + self.minute_hold.len())
+        4 * [
+            &self.tick_demand,
+            &self.tick_granted,
+            &self.tick_arrivals,
+            &self.minute_demand,
+            &self.minute_arrivals,
+            &self.minute_hold,
+        ]
+        .iter()
+        .map(|r| r.buf.capacity())
+        .sum::<usize>()
             + std::mem::size_of::<Self>()
     }
 }

@@ -53,7 +53,7 @@ impl Default for PlannerConfig {
         Self {
             tick: Duration::from_secs(1),
             refit_every: Duration::from_secs(60),
-            refit_budget: 0.25,
+            refit_budget: 0.5,
             refit_threshold: 0.25,
             published_minutes: 15,
             inline_refits: false,
@@ -561,6 +561,11 @@ impl Planner {
     fn gauges(&mut self, m: &Metrics, now: Nanos) {
         let registry = self.core.registry();
         for s in &self.series {
+            if s.label == metrics::OTHER {
+                // Per-series gauges of tenants beyond the label bound would
+                // overwrite each other; their counters still add up.
+                continue;
+            }
             let r = &registry.resources[s.resource];
             let series = metrics::Series {
                 tenant: s.label.clone(),
@@ -635,7 +640,7 @@ impl Planner {
                     resource: r.name.clone(),
                     reserve: s.tenant.allotments[s.resource].reserve.size() as u64,
                     demand: s.last_demand,
-                    model: s.forecaster.model().as_str(),
+                    model: s.forecaster.model(first).as_str(),
                     seasons: s.forecaster.seasons().to_vec(),
                     points,
                     accuracy: s.forecaster.accuracy(),

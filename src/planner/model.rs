@@ -153,8 +153,11 @@ pub fn detect_seasons(y: &[f64]) -> Vec<usize> {
     let detector = PeriodogramDetector::builder()
         .max_period((y.len() / MIN_CYCLES) as u32)
         .build();
+    // The periodogram does not remove the mean itself; left in, it drowns
+    // a plain cycle at a third of history lengths.
+    let centred: Vec<f64> = y.iter().map(|v| v - mean).collect();
     let mut found: Vec<usize> = detector
-        .detect(y)
+        .detect(&centred)
         .into_iter()
         .filter_map(|p| {
             KNOWN_SEASONS
