@@ -280,13 +280,12 @@ impl Admission {
         })
     }
 
-    /// Counts a final outcome in the tenant's demand counters.
+    /// Counts a final denial in the tenant's demand counters (grants are
+    /// counted where they are paid, in `take`).
     #[inline]
     fn count(&self, tenant: &Tenant, resource: &Resource, amount: u64, decision: &Decision) {
-        let counters = &allotment(tenant, resource).counters;
-        match decision {
-            Decision::Granted(g) => counters.record_grant(&g.split),
-            Decision::Denied(_) => counters.record_denial(amount),
+        if let Decision::Denied(_) = decision {
+            allotment(tenant, resource).counters.record_denial(amount);
         }
     }
 

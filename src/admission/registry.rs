@@ -196,22 +196,24 @@ impl Demand {
 }
 
 impl Counters {
-    /// Counts a grant by the tiers that paid it.
+    /// Counts a grant: `last` is the tier that completed the payment, and
+    /// paid `got` of it; a split grant adds the other tiers' tokens too.
     #[inline]
-    pub fn record_grant(&self, split: &crate::pool::Split) {
-        let mut last = None;
-        for (k, tier) in Tier::ALL.into_iter().enumerate() {
-            if split.get(tier) > 0 {
-                last = Some(k);
-            }
+    pub fn record_grant(&self, split: &crate::pool::Split, last: Tier, got: u64) {
+        let k = last as usize;
+        self.granted[k].fetch_add((1 << TOKEN_BITS) | got.min(TOKEN_MASK), Ordering::Relaxed);
+        if split.total() != got {
+            self.record_split(split, last);
         }
+    }
+
+    #[cold]
+    fn record_split(&self, split: &crate::pool::Split, last: Tier) {
         for (k, tier) in Tier::ALL.into_iter().enumerate() {
             let tokens = split.get(tier).min(TOKEN_MASK);
-            if tokens == 0 {
-                continue;
+            if tier != last && tokens > 0 {
+                self.granted[k].fetch_add(tokens, Ordering::Relaxed);
             }
-            let request = if Some(k) == last { 1 << TOKEN_BITS } else { 0 };
-            self.granted[k].fetch_add(request | tokens, Ordering::Relaxed);
         }
     }
 

@@ -31,7 +31,9 @@ pub enum Take {
     },
 }
 
-/// Pays `amount` from the tenant's tiers, or takes nothing.
+/// Pays `amount` from the tenant's tiers, or takes nothing. A payment is
+/// counted in the allotment's demand counters here, where the tier that
+/// completed it is known; denials are counted by the caller once final.
 #[inline]
 pub fn take(
     resource: &Resource,
@@ -64,6 +66,7 @@ pub fn take(
             if let Some(gate) = &resource.gate {
                 remaining = remaining.min(gate.available());
             }
+            allotment.counters.record_grant(&split, tier, got);
             return Take::Paid { split, remaining };
         }
     }

@@ -14,10 +14,10 @@ use crate::clock::Nanos;
 /// The four tiers, in the order Acquire draws from them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tier {
-    Reserve,
-    Guaranteed,
-    Shared,
-    Emergency,
+    Reserve = 0,
+    Guaranteed = 1,
+    Shared = 2,
+    Emergency = 3,
 }
 
 impl Tier {
