@@ -137,7 +137,7 @@ pub fn run(
         inline_refits: true,
         ..planner_config.clone()
     };
-    let mut planner = match mode {
+    let planner = match mode {
         Mode::Reactive => None,
         Mode::Predictive => Some(Planner::new(core.clone(), policy, config)),
         Mode::Oracle => {
@@ -152,55 +152,139 @@ pub fn run(
         }
     };
     let forecasts = planner.as_ref().map(Planner::subscribe);
-
-    let mut report = ModeReport::new(trace, policy);
     let lines = busiest_resources(trace);
-    let mut timeline = Timeline {
-        tick_secs: tick as f64 / 1e9,
-        lines: lines
-            .iter()
-            .map(|&(t, r)| Line {
-                tenant: trace.tenants[t].clone(),
-                resource: trace.resources[r].clone(),
-                ..Line::default()
-            })
-            .collect(),
+    let mut replay = Replay {
+        trace,
+        mode,
+        timeline: Timeline {
+            tick_secs: tick as f64 / 1e9,
+            lines: lines
+                .iter()
+                .map(|&(t, r)| Line {
+                    tenant: trace.tenants[t].clone(),
+                    resource: trace.resources[r].clone(),
+                    ..Line::default()
+                })
+                .collect(),
+        },
+        lines,
+        report: ModeReport::new(trace, policy),
+        asked: vec![vec![0; trace.resources.len()]; trace.tenants.len()],
+        denied: vec![vec![0; trace.resources.len()]; trace.tenants.len()],
+        granted: vec![0; trace.resources.len()],
+        leases: Vec::new(),
+        clock,
+        core,
+        planner,
+        forecasts,
     };
-    // Per (tenant, resource) this tick: tokens asked and denied.
-    let mut asked = vec![vec![0u64; trace.resources.len()]; trace.tenants.len()];
-    let mut denied = asked.clone();
-    let mut granted_this_tick = vec![0u64; trace.resources.len()];
-    let mut leases = Vec::new();
-
-    let mut end_tick = |at: Nanos,
-                        asked: &mut Vec<Vec<u64>>,
-                        denied: &mut Vec<Vec<u64>>,
-                        granted: &mut Vec<u64>,
-                        leases: &mut Vec<String>,
-                        report: &mut ModeReport| {
-        clock.set(at);
-        // Concurrency rows hold their units until the end of their tick.
-        for lease in leases.drain(..) {
-            let _ = core.release(&lease);
+    let mut next = tick;
+    for (i, row) in trace.rows.iter().enumerate() {
+        while row.at >= next {
+            replay.end_tick(next);
+            next += tick;
         }
-        if let Some(p) = planner.as_mut() {
+        replay.acquire(row);
+        if i % 4096 == 4095 {
+            progress(4096);
+        }
+    }
+    replay.end_tick(next);
+    progress(trace.rows.len() as u64 % 4096);
+    replay
+        .report
+        .finish(replay.core.registry(), replay.clock.now());
+    Outcome {
+        mode,
+        report: replay.report,
+        timeline: replay.timeline,
+    }
+}
+
+/// The state of one mode's replay between ticks.
+struct Replay<'a> {
+    trace: &'a Trace,
+    mode: Mode,
+    clock: Arc<ManualClock>,
+    core: Arc<Admission>,
+    planner: Option<Planner>,
+    forecasts: Option<tokio::sync::watch::Receiver<Arc<crate::planner::Forecasts>>>,
+    report: ModeReport,
+    timeline: Timeline,
+    /// (tenant, resource) of each timeline line.
+    lines: Vec<(usize, usize)>,
+    /// This tick, per tenant and resource: tokens asked and denied.
+    asked: Vec<Vec<u64>>,
+    denied: Vec<Vec<u64>>,
+    /// This tick, per resource: tokens granted.
+    granted: Vec<u64>,
+    /// Concurrency leases of this tick (released at its end).
+    leases: Vec<String>,
+}
+
+impl Replay<'_> {
+    /// One row: one Acquire at its timestamp.
+    fn acquire(&mut self, row: &trace::Row) {
+        self.clock.set(row.at);
+        let (t, r) = (row.tenant as usize, row.resource as usize);
+        let req = AcquireRequest {
+            tenant: &self.trace.tenants[t],
+            resource: &self.trace.resources[r],
+            amount: row.amount,
+            ..Default::default()
+        };
+        self.asked[t][r] += row.amount;
+        match self.core.try_acquire(&req, row.at) {
+            Ok(Decision::Granted(g)) => {
+                self.granted[r] += row.amount;
+                let by_tier = Tier::ALL.map(|tier| g.split.get(tier));
+                self.report.granted(t, r, row.amount, by_tier);
+                if let Some(lease) = g.lease {
+                    self.leases.push(lease.to_string());
+                    let resource = self.core.registry().resource(req.resource);
+                    if resource.is_some_and(|res| res.held() > res.capacity) {
+                        self.report.violation();
+                    }
+                }
+            }
+            Ok(Decision::Denied(_)) => {
+                self.denied[t][r] += row.amount;
+                self.report.denied(t, row.amount, false);
+            }
+            Err(_) => {
+                // An amount the tenant could never be granted, or a tenant
+                // the defaults cannot take: denied, and counted as invalid.
+                self.denied[t][r] += row.amount;
+                self.report.denied(t, row.amount, true);
+            }
+        }
+    }
+
+    /// The tick boundary at `at`: concurrency rows give their units back,
+    /// the planner ticks, and the tick's line points are recorded.
+    fn end_tick(&mut self, at: Nanos) {
+        self.clock.set(at);
+        for lease in self.leases.drain(..) {
+            let _ = self.core.release(&lease);
+        }
+        if let Some(p) = self.planner.as_mut() {
             p.tick(at);
         }
-        let snapshot = forecasts.as_ref().map(|f| f.borrow().clone());
-        for (line, &(t, r)) in timeline.lines.iter_mut().zip(&lines) {
-            line.demand
-                .push((asked[t][r] as f64 / timeline.tick_secs) as f32);
+        let snapshot = self.forecasts.as_ref().map(|f| f.borrow().clone());
+        let per_sec = 1.0 / self.timeline.tick_secs;
+        let registry = self.core.registry();
+        for (line, &(t, r)) in self.timeline.lines.iter_mut().zip(&self.lines) {
+            line.demand.push((self.asked[t][r] as f64 * per_sec) as f32);
             line.denied
-                .push((denied[t][r] as f64 / timeline.tick_secs) as f32);
-            let reserve = core
-                .registry()
+                .push((self.denied[t][r] as f64 * per_sec) as f32);
+            let reserve = registry
                 .existing_tenant(&line.tenant)
-                .zip(core.registry().resource(&line.resource))
+                .zip(registry.resource(&line.resource))
                 .map_or(0.0, |(tenant, res)| {
                     tenant.allotments[res.id].reserve.size()
                 });
             line.reserve.push(reserve as f32);
-            if mode == Mode::Predictive {
+            if self.mode == Mode::Predictive {
                 let band = snapshot
                     .as_ref()
                     .and_then(|s| s.get(&line.tenant, &line.resource))
@@ -209,80 +293,11 @@ pub fn run(
                 line.band.push(band);
             }
         }
-        report.end_tick(granted, timeline.tick_secs);
-        for row in asked.iter_mut().chain(denied.iter_mut()) {
+        self.report.end_tick(&self.granted, self.timeline.tick_secs);
+        for row in self.asked.iter_mut().chain(self.denied.iter_mut()) {
             row.fill(0);
         }
-        granted.fill(0);
-    };
-
-    let mut next = tick;
-    for (i, row) in trace.rows.iter().enumerate() {
-        while row.at >= next {
-            end_tick(
-                next,
-                &mut asked,
-                &mut denied,
-                &mut granted_this_tick,
-                &mut leases,
-                &mut report,
-            );
-            next += tick;
-        }
-        clock.set(row.at);
-        let (t, r) = (row.tenant as usize, row.resource as usize);
-        let req = AcquireRequest {
-            tenant: &trace.tenants[t],
-            resource: &trace.resources[r],
-            amount: row.amount,
-            ..Default::default()
-        };
-        asked[t][r] += row.amount;
-        match core.try_acquire(&req, row.at) {
-            Ok(Decision::Granted(g)) => {
-                granted_this_tick[r] += row.amount;
-                let mut by_tier = [0u64; 4];
-                for (k, tier) in Tier::ALL.into_iter().enumerate() {
-                    by_tier[k] = g.split.get(tier);
-                }
-                report.granted(t, r, row.amount, by_tier);
-                if let Some(lease) = g.lease {
-                    leases.push(lease.to_string());
-                    let resource = core.registry().resource(req.resource);
-                    if resource.is_some_and(|res| res.held() > res.capacity) {
-                        report.violation();
-                    }
-                }
-            }
-            Ok(Decision::Denied(_)) => {
-                denied[t][r] += row.amount;
-                report.denied(t, row.amount, false);
-            }
-            Err(_) => {
-                // An amount the tenant could never be granted, or a tenant
-                // the defaults cannot take: denied, and counted as invalid.
-                denied[t][r] += row.amount;
-                report.denied(t, row.amount, true);
-            }
-        }
-        if i % 4096 == 4095 {
-            progress(4096);
-        }
-    }
-    end_tick(
-        next,
-        &mut asked,
-        &mut denied,
-        &mut granted_this_tick,
-        &mut leases,
-        &mut report,
-    );
-    progress(trace.rows.len() as u64 % 4096);
-    report.finish(core.registry(), clock.now());
-    Outcome {
-        mode,
-        report,
-        timeline,
+        self.granted.fill(0);
     }
 }
 

@@ -26,20 +26,8 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("policy.yaml");
         std::fs::write(&path, policy).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_prescient"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--policy")
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        let mut cmd = serve_on_free_ports();
+        cmd.arg("--policy").arg(&path).env("RUST_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -49,19 +37,7 @@ impl Daemon {
     /// Starts the binary exactly as the README's quick start does: no
     /// policy, embedded defaults (ports still 0 so tests do not collide).
     pub fn start_embedded() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_prescient"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        Self::spawn(cmd, dir)
+        Self::spawn(serve_on_free_ports(), tempfile::tempdir().unwrap())
     }
 
     fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Self {
@@ -131,6 +107,22 @@ impl Daemon {
         assert!(ok.success());
         self.child.wait().unwrap()
     }
+}
+
+/// `prescient serve` on port 0 for both ports, log on a pipe.
+fn serve_on_free_ports() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_prescient"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    cmd
 }
 
 impl Drop for Daemon {
