@@ -7,24 +7,26 @@
 //! the daemon drives it from a thread on the system clock and tests (and the
 //! simulator) drive the very same code tick by tick on a manual clock.
 
+mod export;
 pub mod forecast;
 pub mod history;
 pub mod model;
+mod refit;
 pub mod sizing;
 pub mod snapshot;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::admission::{Admission, Tenant};
 use crate::clock::{NANOS_PER_SEC, Nanos};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::policy::{EventSpec, Kind, Policy};
+use export::count;
 use forecast::{Accuracy, Band, Forecaster};
 use history::{History, Sample};
-use model::{FitJob, Fitted};
+use refit::Worker;
 
 /// Ticks ahead a reserve is raised to what they need: a new reserve fills
 /// within one tick (its depth is one second of its rate), so two ticks of
@@ -121,50 +123,6 @@ struct Series {
     next: Band,
     /// Tenant label for metrics (bounded cardinality).
     label: String,
-}
-
-struct Done {
-    series: usize,
-    fitted: Option<Fitted>,
-    from: u64,
-    cost: Duration,
-}
-
-/// The refit worker: a thread of its own, so fits never run on the gRPC
-/// runtime or delay a tick.
-struct Worker {
-    jobs: mpsc::Sender<(usize, u64, FitJob)>,
-    done: mpsc::Receiver<Done>,
-}
-
-impl Worker {
-    fn start() -> Self {
-        let (jobs, inbox) = mpsc::channel::<(usize, u64, FitJob)>();
-        let (outbox, done) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("prescient-refit".into())
-            .spawn(move || {
-                // Ends when the planner (the jobs sender) is dropped.
-                for (series, from, job) in inbox {
-                    let started = Instant::now();
-                    let fitted = model::fit(&job);
-                    let cost = started.elapsed();
-                    if outbox
-                        .send(Done {
-                            series,
-                            fitted,
-                            from,
-                            cost,
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            })
-            .expect("spawn the refit thread");
-        Self { jobs, done }
-    }
 }
 
 /// The planner of one daemon (or one simulation).
@@ -374,99 +332,6 @@ impl Planner {
         report
     }
 
-    fn collect_refits(&mut self) -> usize {
-        let Some(worker) = &self.worker else {
-            return 0;
-        };
-        let done: Vec<Done> = worker.done.try_iter().collect();
-        let n = done.len();
-        for d in done {
-            self.apply(d);
-        }
-        n
-    }
-
-    fn apply(&mut self, d: Done) {
-        self.fit_cost += 0.2 * (d.cost.as_secs_f64() - self.fit_cost);
-        if let Some(m) = &self.metrics {
-            m.refit_seconds.observe(d.cost.as_secs_f64());
-        }
-        let s = &mut self.series[d.series];
-        s.fitting = false;
-        s.last_fit = Some(d.from);
-        if let Some(fitted) = d.fitted {
-            s.forecaster.install(fitted, d.from);
-        }
-    }
-
-    /// Starts the refits that are due, most urgent first, within the CPU
-    /// budget: each tick earns `budget × tick` seconds of fitting.
-    fn start_refits(&mut self) -> usize {
-        let tpm = self.ticks_per_minute as u64;
-        let every = (self.config.refit_every.as_secs() / 60).max(1);
-        let threshold = self.config.refit_threshold;
-        let mut due: Vec<(bool, u64, usize)> = Vec::new();
-        for (i, s) in self.series.iter().enumerate() {
-            let minutes = s.history.ticks / tpm;
-            if s.fitting || (minutes as usize) < model::MIN_MINUTES {
-                continue;
-            }
-            let next = s.history.ticks / tpm;
-            let horizon = s.horizon.as_secs().div_ceil(60) + 1;
-            let stale = match s.last_fit {
-                None => true,
-                Some(at) => minutes >= at + every || !s.forecaster.covers(next, horizon),
-            };
-            // Drift is acted on at most once a minute per series.
-            let drifted =
-                s.last_fit.is_some_and(|at| minutes > at) && s.forecaster.drifted(threshold);
-            if stale || drifted {
-                due.push((drifted, s.last_fit.unwrap_or(0), i));
-            }
-        }
-        // Drifted first, then the longest unfitted.
-        due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let budget = self.config.refit_budget * self.config.tick.as_secs_f64();
-        self.credit = (self.credit + budget).min(budget * 60.0);
-        let mut started = 0;
-        for (_, _, i) in due {
-            if self.credit < self.fit_cost && started > 0 {
-                break;
-            }
-            self.credit -= self.fit_cost;
-            let s = &mut self.series[i];
-            let from = s.history.ticks / tpm;
-            // Enough minutes for a few cycles of the longest season, and
-            // until the next refit plus the horizon.
-            let steps = (every + s.horizon.as_secs().div_ceil(60) + 5) as usize * 2;
-            let job = FitJob {
-                series: s.history.minute_demand.tail(model::MAX_FIT_MINUTES),
-                seasons: s.seasons.clone(),
-                steps,
-            };
-            s.fitting = true;
-            started += 1;
-            match &self.worker {
-                Some(w) => {
-                    if w.jobs.send((i, from, job)).is_err() {
-                        self.series[i].fitting = false;
-                    }
-                }
-                None => {
-                    let t = Instant::now();
-                    let fitted = model::fit(&job);
-                    self.apply(Done {
-                        series: i,
-                        fitted,
-                        from,
-                        cost: t.elapsed(),
-                    });
-                }
-            }
-        }
-        started
-    }
-
     /// The event multiplier in force for a tenant over `[wall, wall + horizon)`.
     fn event_multiplier(&self, tenant: &str, wall: SystemTime, horizon: Duration) -> f64 {
         self.events
@@ -555,135 +420,7 @@ impl Planner {
             registry.set_reserve(&self.series[who[k]].tenant, r, sizes[k], now);
         }
     }
-
-    /// Sets the per-tick gauges: reserves, forecasts, accuracy, pool
-    /// contents, leases and waiters.
-    fn gauges(&mut self, m: &Metrics, now: Nanos) {
-        let registry = self.core.registry();
-        for s in &self.series {
-            if s.label == metrics::OTHER {
-                // Per-series gauges of tenants beyond the label bound would
-                // overwrite each other; their counters still add up.
-                continue;
-            }
-            let r = &registry.resources[s.resource];
-            let series = metrics::Series {
-                tenant: s.label.clone(),
-                resource: r.name.to_string(),
-            };
-            let a = &s.tenant.allotments[s.resource];
-            m.reserve.get_or_create(&series).set(a.reserve.size());
-            m.forecast_mean.get_or_create(&series).set(s.next.mean);
-            m.forecast_upper.get_or_create(&series).set(s.next.upper);
-            let accuracy = s.forecaster.accuracy();
-            m.forecast_coverage
-                .get_or_create(&series)
-                .set(accuracy.coverage);
-            m.forecast_error.get_or_create(&series).set(accuracy.mase);
-            for (pool, p) in [("reserve", &a.reserve), ("guaranteed", &a.guaranteed)] {
-                let labels = metrics::Paid {
-                    tenant: s.label.clone(),
-                    resource: r.name.to_string(),
-                    pool,
-                };
-                m.pool_tokens
-                    .get_or_create(&labels)
-                    .set(p.available(now) as f64);
-            }
-        }
-        for r in registry.resources.iter() {
-            for (pool, p) in [("shared", &r.shared), ("emergency", &r.emergency)] {
-                let labels = metrics::Paid {
-                    tenant: String::new(),
-                    resource: r.name.to_string(),
-                    pool,
-                };
-                m.pool_tokens
-                    .get_or_create(&labels)
-                    .set(p.available(now) as f64);
-            }
-            m.waiters
-                .get_or_create(&metrics::OfResource {
-                    resource: r.name.to_string(),
-                })
-                .set(r.waiters.len() as i64);
-        }
-        m.leases_active.set(self.core.leases().held() as i64);
-        let reclaimed = self.core.reclaimed();
-        m.leases_reclaimed
-            .inc_by(reclaimed.saturating_sub(self.reclaimed));
-        self.reclaimed = reclaimed;
-    }
-
-    fn publish(&self, wall: SystemTime) {
-        let tpm = self.ticks_per_minute as u64;
-        let mut out = Forecasts {
-            tick: self.ticks,
-            at: Some(wall),
-            series: BTreeMap::new(),
-        };
-        for s in &self.series {
-            let first = s.history.ticks / tpm;
-            let into_minute = s.history.ticks % tpm;
-            let tick = self.config.tick;
-            let points = (0..self.config.published_minutes as u64)
-                .map(|k| Point {
-                    at: wall + tick * ((k * tpm).saturating_sub(into_minute) as u32),
-                    band: s.forecaster.band(first + k),
-                })
-                .collect();
-            let r = &self.core.registry().resources[s.resource];
-            out.series.insert(
-                (s.tenant.name.clone(), r.name.clone()),
-                ForecastView {
-                    tenant: s.tenant.name.clone(),
-                    resource: r.name.clone(),
-                    reserve: s.tenant.allotments[s.resource].reserve.size() as u64,
-                    demand: s.last_demand,
-                    model: s.forecaster.model(first).as_str(),
-                    seasons: s.forecaster.seasons().to_vec(),
-                    points,
-                    accuracy: s.forecaster.accuracy(),
-                },
-            );
-        }
-        self.published.send_replace(Arc::new(out));
-    }
 }
 
 #[cfg(test)]
 mod tests;
-
-/// Adds one tick's folded demand to the acquisition counters.
-fn count(m: &Metrics, tenant: &str, resource: &str, d: &crate::admission::Demand) {
-    if d.asked > 0 {
-        m.asked
-            .get_or_create(&metrics::Series {
-                tenant: tenant.to_owned(),
-                resource: resource.to_owned(),
-            })
-            .inc_by(d.asked);
-    }
-    for (decision, n) in [("granted", d.requests - d.denials), ("denied", d.denials)] {
-        if n > 0 {
-            m.acquisitions
-                .get_or_create(&metrics::Decided {
-                    tenant: tenant.to_owned(),
-                    resource: resource.to_owned(),
-                    decision,
-                })
-                .inc_by(n);
-        }
-    }
-    for (tier, n) in crate::pool::Tier::ALL.into_iter().zip(d.by_tier) {
-        if n > 0 {
-            m.tokens
-                .get_or_create(&metrics::Paid {
-                    tenant: tenant.to_owned(),
-                    resource: resource.to_owned(),
-                    pool: tier.as_str(),
-                })
-                .inc_by(n);
-        }
-    }
-}

@@ -190,7 +190,10 @@ fn parse_time(s: &str) -> Result<SystemTime, String> {
         if !(secs.is_finite() && secs >= 0.0) {
             return Err(format!("{s:?} must be a finite number of seconds >= 0"));
         }
-        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
+            .ok_or_else(|| format!("{s:?} is out of range"));
     }
     humantime::parse_rfc3339_weak(s)
         .map_err(|e| format!("{s:?} is neither seconds nor RFC 3339 ({e})"))
@@ -255,6 +258,10 @@ mod tests {
                 "t.csv:2: amount: \"-2\" is not a whole number",
             ),
             (&format!("{h}1,a,api,0\n"), "t.csv:2: amount: must be > 0"),
+            (
+                &format!("{h}9e300,a,api,1\n"),
+                "t.csv:2: timestamp: \"9e300\" is out of range",
+            ),
             (
                 &format!("{h}1,zed,api,1\n"),
                 "t.csv:2: tenant: unknown tenant \"zed\"",

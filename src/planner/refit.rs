@@ -1,0 +1,147 @@
+//! Refits: which series are due, within the CPU budget, and the worker
+//! thread that fits them off the tick (inline in tests and the simulator).
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::Planner;
+use super::model::{self, FitJob, Fitted};
+
+pub(super) struct Done {
+    series: usize,
+    fitted: Option<Fitted>,
+    from: u64,
+    cost: Duration,
+}
+
+/// The refit worker: a thread of its own, so fits never run on the gRPC
+/// runtime or delay a tick.
+pub(super) struct Worker {
+    jobs: mpsc::Sender<(usize, u64, FitJob)>,
+    done: mpsc::Receiver<Done>,
+}
+
+impl Worker {
+    pub(super) fn start() -> Self {
+        let (jobs, inbox) = mpsc::channel::<(usize, u64, FitJob)>();
+        let (outbox, done) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("prescient-refit".into())
+            .spawn(move || {
+                // Ends when the planner (the jobs sender) is dropped.
+                for (series, from, job) in inbox {
+                    let started = Instant::now();
+                    let fitted = model::fit(&job);
+                    let cost = started.elapsed();
+                    if outbox
+                        .send(Done {
+                            series,
+                            fitted,
+                            from,
+                            cost,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+            .expect("spawn the refit thread");
+        Self { jobs, done }
+    }
+}
+
+impl Planner {
+    pub(super) fn collect_refits(&mut self) -> usize {
+        let Some(worker) = &self.worker else {
+            return 0;
+        };
+        let done: Vec<Done> = worker.done.try_iter().collect();
+        let n = done.len();
+        for d in done {
+            self.apply(d);
+        }
+        n
+    }
+
+    fn apply(&mut self, d: Done) {
+        self.fit_cost += 0.2 * (d.cost.as_secs_f64() - self.fit_cost);
+        if let Some(m) = &self.metrics {
+            m.refit_seconds.observe(d.cost.as_secs_f64());
+        }
+        let s = &mut self.series[d.series];
+        s.fitting = false;
+        s.last_fit = Some(d.from);
+        if let Some(fitted) = d.fitted {
+            s.forecaster.install(fitted, d.from);
+        }
+    }
+
+    /// Starts the refits that are due, most urgent first, within the CPU
+    /// budget: each tick earns `budget × tick` seconds of fitting.
+    pub(super) fn start_refits(&mut self) -> usize {
+        let tpm = self.ticks_per_minute as u64;
+        let every = (self.config.refit_every.as_secs() / 60).max(1);
+        let threshold = self.config.refit_threshold;
+        let mut due: Vec<(bool, u64, usize)> = Vec::new();
+        for (i, s) in self.series.iter().enumerate() {
+            let minutes = s.history.ticks / tpm;
+            if s.fitting || (minutes as usize) < model::MIN_MINUTES {
+                continue;
+            }
+            let next = s.history.ticks / tpm;
+            let horizon = s.horizon.as_secs().div_ceil(60) + 1;
+            let stale = match s.last_fit {
+                None => true,
+                Some(at) => minutes >= at + every || !s.forecaster.covers(next, horizon),
+            };
+            // Drift is acted on at most once a minute per series.
+            let drifted =
+                s.last_fit.is_some_and(|at| minutes > at) && s.forecaster.drifted(threshold);
+            if stale || drifted {
+                due.push((drifted, s.last_fit.unwrap_or(0), i));
+            }
+        }
+        // Drifted first, then the longest unfitted.
+        due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let budget = self.config.refit_budget * self.config.tick.as_secs_f64();
+        self.credit = (self.credit + budget).min(budget * 60.0);
+        let mut started = 0;
+        for (_, _, i) in due {
+            if self.credit < self.fit_cost && started > 0 {
+                break;
+            }
+            self.credit -= self.fit_cost;
+            let s = &mut self.series[i];
+            let from = s.history.ticks / tpm;
+            // Enough minutes for a few cycles of the longest season, and
+            // until the next refit plus the horizon.
+            let steps = (every + s.horizon.as_secs().div_ceil(60) + 5) as usize * 2;
+            let job = FitJob {
+                series: s.history.minute_demand.tail(model::MAX_FIT_MINUTES),
+                seasons: s.seasons.clone(),
+                steps,
+            };
+            s.fitting = true;
+            started += 1;
+            match &self.worker {
+                Some(w) => {
+                    if w.jobs.send((i, from, job)).is_err() {
+                        self.series[i].fitting = false;
+                    }
+                }
+                None => {
+                    let t = Instant::now();
+                    let fitted = model::fit(&job);
+                    self.apply(Done {
+                        series: i,
+                        fitted,
+                        from,
+                        cost: t.elapsed(),
+                    });
+                }
+            }
+        }
+        started
+    }
+}
