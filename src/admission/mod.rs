@@ -2,6 +2,8 @@
 //! The core of the daemon; it knows policies, pools and time, and nothing of
 //! gRPC. Every call takes `now` from the injected [`Clock`].
 
+mod allotment;
+mod counters;
 mod error;
 mod lease;
 mod registry;

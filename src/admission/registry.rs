@@ -9,10 +9,13 @@ use dashmap::DashMap;
 use foldhash::fast::RandomState;
 
 use super::AdmissionError;
+pub use super::allotment::Allotment;
+use super::allotment::allotment;
+pub use super::counters::{Counters, Demand};
 use super::waiters::WaitQueue;
 use crate::clock::{NANOS_PER_SEC, Nanos, duration_to_nanos};
 use crate::policy::{Kind, LimitSpec, Policy, QosSpec, TenantSpec};
-use crate::pool::{Bucket, Pool, Tier, Units};
+use crate::pool::{Bucket, Pool, Units};
 
 /// A QoS class, resolved.
 #[derive(Debug, Clone, Copy)]
@@ -128,136 +131,6 @@ impl Resource {
     /// Units held at once, across all tiers (concurrency only).
     pub fn held(&self) -> u64 {
         self.gate.as_ref().map_or(0, Units::held)
-    }
-}
-
-/// What one tenant has of one resource: its reserve and guaranteed pools.
-#[derive(Debug)]
-pub struct Allotment {
-    pub reserve: Pool,
-    pub guaranteed: Pool,
-    pub limit: LimitSpec,
-    /// The most one Acquire could ever be granted (larger is INVALID_ARGUMENT).
-    pub max_grant: u64,
-    pub counters: Counters,
-    /// The tiers this allotment draws from, in Acquire order: reserve only
-    /// if the policy gives it one, shared and emergency as the QoS class
-    /// allows. Precomputed so the hot path skips pools it can never use.
-    tiers: [Tier; 4],
-    /// How many of `tiers` are used, and how many are the tenant's own
-    /// (reserve, guaranteed: always a prefix).
-    tier_count: u8,
-    own_count: u8,
-}
-
-/// Demand as the core saw it since the last fold: one atomic add per
-/// Acquire on the grant path (requests and tokens packed in one word, in
-/// the word of the tier that completed the payment; a split grant adds the
-/// other tiers' tokens too), one on denial. The planner folds (swaps to
-/// zero) every tick, so a word holds one tick's worth: up to 2^24 requests
-/// and 2^40 tokens.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Per tier: `requests completed here << 40 | tokens paid`.
-    granted: [AtomicU64; 4],
-    /// `requests << 40 | tokens` denied.
-    denied: AtomicU64,
-    /// Work reported done (Release, Report): hold time and size, summed.
-    hold_ns: AtomicU64,
-    holds: AtomicU64,
-    used: AtomicU64,
-}
-
-const TOKEN_BITS: u32 = 40;
-const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
-
-/// One fold of [`Counters`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Demand {
-    /// Acquires, granted and denied.
-    pub requests: u64,
-    /// Tokens asked, denied included.
-    pub asked: u64,
-    pub denials: u64,
-    /// Tokens denied.
-    pub denied: u64,
-    /// Tokens granted, per tier (in [`Tier::ALL`] order).
-    pub by_tier: [u64; 4],
-    /// Mean hold time of the work finished since the last fold (ns), if any.
-    pub hold: Option<u64>,
-    /// Tokens or units reported used.
-    pub used: u64,
-}
-
-impl Demand {
-    pub fn granted(&self) -> u64 {
-        self.asked - self.denied
-    }
-}
-
-impl Counters {
-    /// Counts a grant: `last` is the tier that completed the payment, and
-    /// paid `got` of it; a split grant adds the other tiers' tokens too.
-    #[inline]
-    pub fn record_grant(&self, split: &crate::pool::Split, last: Tier, got: u64) {
-        let k = last as usize;
-        self.granted[k].fetch_add((1 << TOKEN_BITS) | got.min(TOKEN_MASK), Ordering::Relaxed);
-        if split.total() != got {
-            self.record_split(split, last);
-        }
-    }
-
-    #[cold]
-    fn record_split(&self, split: &crate::pool::Split, last: Tier) {
-        for (k, tier) in Tier::ALL.into_iter().enumerate() {
-            let tokens = split.get(tier).min(TOKEN_MASK);
-            if tier != last && tokens > 0 {
-                self.granted[k].fetch_add(tokens, Ordering::Relaxed);
-            }
-        }
-    }
-
-    #[inline]
-    pub fn record_denial(&self, amount: u64) {
-        self.denied.fetch_add(
-            (1 << TOKEN_BITS) | amount.min(TOKEN_MASK),
-            Ordering::Relaxed,
-        );
-    }
-
-    /// Records finished work: how long it held the resource, how much it
-    /// used (off the hot path: Release and Report).
-    pub fn record_work(&self, hold: Option<u64>, used: Option<u64>) {
-        if let Some(ns) = hold {
-            self.hold_ns.fetch_add(ns, Ordering::Relaxed);
-            self.holds.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(n) = used {
-            self.used.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    /// Takes what was counted since the last fold.
-    pub fn fold(&self) -> Demand {
-        let d = self.denied.swap(0, Ordering::Relaxed);
-        let holds = self.holds.swap(0, Ordering::Relaxed);
-        let hold_ns = self.hold_ns.swap(0, Ordering::Relaxed);
-        let mut demand = Demand {
-            requests: d >> TOKEN_BITS,
-            asked: d & TOKEN_MASK,
-            denials: d >> TOKEN_BITS,
-            denied: d & TOKEN_MASK,
-            by_tier: [0; 4],
-            hold: (holds > 0).then(|| hold_ns / holds),
-            used: self.used.swap(0, Ordering::Relaxed),
-        };
-        for (k, word) in self.granted.iter().enumerate() {
-            let g = word.swap(0, Ordering::Relaxed);
-            demand.requests += g >> TOKEN_BITS;
-            demand.by_tier[k] = g & TOKEN_MASK;
-            demand.asked += g & TOKEN_MASK;
-        }
-        demand
     }
 }
 
@@ -519,98 +392,5 @@ impl Registry {
 
     pub fn lease_ttl(&self, resource: &Resource) -> Duration {
         Duration::from_nanos(resource.lease_ttl)
-    }
-}
-
-impl Allotment {
-    /// The reserve's cap: `reserve.max`, else all that is not guaranteed.
-    pub fn max_reserve(&self, r: &Resource) -> u64 {
-        match &self.limit.reserve {
-            None => 0,
-            Some(spec) => spec
-                .max
-                .unwrap_or(r.capacity - r.emergency_units - self.limit.guaranteed),
-        }
-    }
-
-    /// The tiers to draw from: all the class allows, or only its own.
-    #[inline]
-    pub fn tiers(&self, own_only: bool) -> &[Tier] {
-        let n = if own_only {
-            self.own_count
-        } else {
-            self.tier_count
-        };
-        &self.tiers[..n as usize]
-    }
-
-    pub fn pool<'a>(&'a self, tier: Tier, r: &'a Resource) -> &'a Pool {
-        match tier {
-            Tier::Reserve => &self.reserve,
-            Tier::Guaranteed => &self.guaranteed,
-            Tier::Shared => &r.shared,
-            Tier::Emergency => &r.emergency,
-        }
-    }
-}
-
-fn allotment(r: &Resource, limit: LimitSpec, qos: Qos) -> Allotment {
-    let g = limit.guaranteed;
-    let (reserve, guaranteed) = match r.kind {
-        Kind::Rate => (
-            Pool::Rate(Bucket::new(0.0, 0)),
-            Pool::Rate(Bucket::new(g as f64, limit.depth())),
-        ),
-        Kind::Concurrency => (
-            Pool::Concurrency(Units::new(0)),
-            Pool::Concurrency(Units::new(g)),
-        ),
-    };
-    let room = r.capacity - r.emergency_units;
-    let max_reserve = match &limit.reserve {
-        None => 0,
-        Some(spec) => spec.max.unwrap_or(room - g.min(room)),
-    };
-    // Best case for one request: own pools full, plus what no one is
-    // guaranteed (as reserve, or as shared if the class borrows), plus
-    // emergency if the class has access.
-    let unguaranteed = room.saturating_sub(r.guaranteed_total.load(Ordering::Relaxed));
-    let beyond_own = if qos.borrow {
-        unguaranteed
-    } else {
-        max_reserve.min(unguaranteed)
-    };
-    let own = match r.kind {
-        Kind::Rate => limit.depth(),
-        Kind::Concurrency => g,
-    };
-    let max_grant = own + beyond_own + if qos.emergency { r.emergency_units } else { 0 };
-    let mut tiers = [Tier::Guaranteed; 4];
-    let mut n = 0;
-    let wanted = [
-        (Tier::Reserve, limit.reserve.is_some()),
-        (Tier::Guaranteed, true),
-        (Tier::Shared, qos.borrow),
-        (Tier::Emergency, qos.emergency),
-    ];
-    let mut own_count = 0;
-    for (tier, on) in wanted {
-        if on {
-            tiers[n] = tier;
-            n += 1;
-            if matches!(tier, Tier::Reserve | Tier::Guaranteed) {
-                own_count = n;
-            }
-        }
-    }
-    Allotment {
-        reserve,
-        guaranteed,
-        limit,
-        max_grant,
-        counters: Counters::default(),
-        tiers,
-        tier_count: n as u8,
-        own_count: own_count as u8,
     }
 }
