@@ -55,7 +55,7 @@ impl Default for PlannerConfig {
         Self {
             tick: Duration::from_secs(1),
             refit_every: Duration::from_secs(60),
-            refit_budget: 0.5,
+            refit_budget: 0.75,
             refit_threshold: 0.25,
             published_minutes: 15,
             inline_refits: false,

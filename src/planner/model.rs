@@ -88,11 +88,7 @@ pub fn fit(job: &FitJob) -> Option<Fitted> {
         .filter(|&p| p >= 2 && y.len() >= MIN_CYCLES * p)
         .collect();
     if let Some(&longest) = usable.iter().max()
-        && let Some(means) = mstl(
-            &y[y.len().saturating_sub(FIT_CYCLES * longest)..],
-            &usable,
-            job.steps,
-        )
+        && let Some(means) = mstl_fit(&y, &usable, longest, job.steps)
     {
         return Some(Fitted {
             kind: ModelKind::Mstl,
@@ -148,6 +144,41 @@ impl TrendModel for TailTrend {
             .into_trend_model()
             .fit(&y[y.len().saturating_sub(ETS_MINUTES)..])
     }
+}
+
+/// Seasons at least this long (minutes) are fitted on 3-minute means: a
+/// daily cycle then has 480 points instead of 1,440, the fit costs 4.5 ms
+/// instead of 7.2 ms for seasons [1h, 1d] over 4 days, and its error is no
+/// worse (MAE 5.33 against 5.45 over the next 14 minutes, the averaging
+/// removes noise; benches/planner.rs `fit_alternative`). The forecast is
+/// repeated back to minutes.
+const COARSE_FROM: usize = 720;
+const COARSE: usize = 3;
+
+fn mstl_fit(y: &[f64], seasons: &[usize], longest: usize, steps: usize) -> Option<Vec<f64>> {
+    let y = &y[y.len().saturating_sub(FIT_CYCLES * longest)..];
+    if longest < COARSE_FROM {
+        return mstl(y, seasons, steps);
+    }
+    // Whole 5-minute buckets ending at the newest minute.
+    let y = &y[y.len() % COARSE..];
+    let coarse: Vec<f64> = y
+        .chunks(COARSE)
+        .map(|c| c.iter().sum::<f64>() / COARSE as f64)
+        .collect();
+    let periods: Vec<usize> = seasons
+        .iter()
+        .map(|p| p / COARSE)
+        .filter(|p| *p >= 2)
+        .collect();
+    let means = mstl(&coarse, &periods, steps.div_ceil(COARSE))?;
+    Some(
+        means
+            .iter()
+            .flat_map(|m| std::iter::repeat_n(*m, COARSE))
+            .take(steps)
+            .collect(),
+    )
 }
 
 fn mstl(y: &[f64], seasons: &[usize], steps: usize) -> Option<Vec<f64>> {
@@ -225,6 +256,37 @@ mod tests {
             .fold(f64::MIN, f64::max);
         let got = mstl.means[..5].iter().cloned().fold(f64::MIN, f64::max);
         assert!((got - peak).abs() < 5.0, "{got} vs {peak}");
+    }
+
+    #[test]
+    fn daily_seasons_fit_on_coarse_means_and_forecast_every_minute() {
+        // Three days of minutes: a daily cycle plus an hourly one.
+        let y: Vec<f64> = (0..3 * 1440 + 20)
+            .map(|t| {
+                let t = t as f64;
+                300.0
+                    + 100.0 * (2.0 * std::f64::consts::PI * t / 1440.0).sin()
+                    + 30.0 * (2.0 * std::f64::consts::PI * t / 60.0).sin()
+            })
+            .collect();
+        let job = FitJob {
+            series: y[..3 * 1440].to_vec(),
+            seasons: vec![60, 1440],
+            steps: 20,
+        };
+        let f = fit(&job).unwrap();
+        assert_eq!(f.kind, ModelKind::Mstl);
+        assert_eq!(f.seasons, [60, 1440]);
+        assert_eq!(f.means.len(), 20, "one mean per minute");
+        let truth = &y[3 * 1440..3 * 1440 + 20];
+        let mae = f
+            .means
+            .iter()
+            .zip(truth)
+            .map(|(m, t)| (m - t).abs())
+            .sum::<f64>()
+            / 20.0;
+        assert!(mae < 15.0, "MAE {mae}: {:?} vs {truth:?}", f.means);
     }
 
     #[test]
