@@ -63,6 +63,10 @@ pub fn load_policy(settings: &Settings) -> anyhow::Result<Policy> {
 /// Starts the daemon; returns once both ports are bound.
 pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let policy = load_policy(settings)?;
+    let auth = settings
+        .auth()
+        .map_err(|e| anyhow::anyhow!("auth.tokens_file: {e}"))?
+        .map(Arc::new);
     let core = Arc::new(Admission::new(
         &policy,
         settings.admission.to_config(),
@@ -132,6 +136,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             core.clone(),
             forecasts,
             metrics.clone(),
+            auth.clone(),
         ));
     let stop = cancel.clone();
     let closing = core.clone();
@@ -160,6 +165,14 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             .map_err(|_| anyhow::anyhow!("planner thread panicked"))
     }));
 
+    match &auth {
+        Some(a) => tracing::info!(callers = ?a, "bearer-token authentication on"),
+        None if !grpc.ip().is_loopback() => tracing::warn!(
+            grpc = %grpc,
+            "authentication is off and gRPC is not on loopback: any caller may act for any tenant"
+        ),
+        None => {}
+    }
     readiness.set(true);
     tracing::info!(
         grpc = %grpc,

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod daemon;

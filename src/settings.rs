@@ -27,6 +27,7 @@ pub struct Settings {
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
     pub planner: PlannerSettings,
+    pub auth: AuthSettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub admission: AdmissionSettings,
@@ -42,6 +43,13 @@ pub struct PlannerSettings {
     pub published_minutes: usize,
     #[serde(with = "humantime_serde")]
     pub snapshot_every: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Empty: authentication off.
+    pub tokens_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -80,6 +88,15 @@ pub struct AdmissionSettings {
 }
 
 impl Settings {
+    /// The token table, if `auth.tokens_file` is set; `token_env` names are
+    /// read from the environment here, where settings meet it.
+    pub fn auth(&self) -> Result<Option<crate::auth::Auth>, String> {
+        if self.auth.tokens_file.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        crate::auth::Auth::load(&self.auth.tokens_file, |var| std::env::var(var).ok()).map(Some)
+    }
+
     /// The planner's configuration (the daemon fits on a worker thread).
     pub fn planner_config(&self) -> PlannerConfig {
         PlannerConfig {

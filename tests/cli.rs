@@ -141,3 +141,22 @@ fn simulate_refuses_a_bad_trace_naming_the_line_and_prints_nothing() {
     );
     assert!(!plot.exists());
 }
+
+#[test]
+fn serve_refuses_a_bad_tokens_file() {
+    let (code, _, err) = prescient(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[("PRESCIENT_AUTH__TOKENS_FILE", "/nonexistent/tokens.yaml")],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("auth.tokens_file: /nonexistent/tokens.yaml: cannot read"),
+        "{err}"
+    );
+}

@@ -291,6 +291,16 @@ impl Admission {
         }
     }
 
+    /// The tenant a lease (held or recently ended) belongs to.
+    pub fn lease_tenant(&self, lease_id: &str) -> Option<Arc<str>> {
+        let id = lease_id.parse().ok()?;
+        match self.leases.get(id)? {
+            lease::Entry::Held(l) | lease::Entry::Gone { lease: l, .. } => {
+                Some(l.tenant.name.clone())
+            }
+        }
+    }
+
     /// Returns a lease's units to the pools that paid them. Idempotent.
     pub fn release(&self, lease_id: &str) -> Result<Released, AdmissionError> {
         let id = parse_lease(lease_id, "lease_id")?;

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::status;
 use crate::admission::{self as core, Admission, Decision};
+use crate::auth::{Auth, AuthError};
 use crate::metrics::Metrics;
 use crate::planner::Forecasts;
 use crate::proto;
@@ -22,6 +23,8 @@ pub struct AdmissionService {
     core: Arc<Admission>,
     forecasts: watch::Receiver<Arc<Forecasts>>,
     metrics: Arc<Metrics>,
+    /// Bearer-token authentication; `None`: off.
+    auth: Option<Arc<Auth>>,
 }
 
 impl AdmissionService {
@@ -29,12 +32,67 @@ impl AdmissionService {
         core: Arc<Admission>,
         forecasts: watch::Receiver<Arc<Forecasts>>,
         metrics: Arc<Metrics>,
+        auth: Option<Arc<Auth>>,
     ) -> Self {
         Self {
             core,
             forecasts,
             metrics,
+            auth,
         }
+    }
+
+    /// Refuses the request unless its caller may act for every tenant in
+    /// `tenants` (free when authentication is off).
+    fn authorize<'a, T>(
+        &self,
+        request: &Request<T>,
+        tenants: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Status> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let caller = auth.identify(header).map_err(auth_status)?;
+        for tenant in tenants {
+            if !caller.may_use(tenant) {
+                return Err(Status::permission_denied(format!(
+                    "tenant: caller {:?} may not act for tenant {tenant:?}",
+                    caller.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses the request unless its caller is an admin (when auth is on).
+    fn authorize_admin<T>(&self, request: &Request<T>, what: &str) -> Result<(), Status> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let caller = auth.identify(header).map_err(auth_status)?;
+        if caller.admin {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "tenant: {what} needs an admin token; caller {:?} is not one",
+                caller.name
+            )))
+        }
+    }
+}
+
+fn auth_status(e: AuthError) -> Status {
+    match e {
+        AuthError::Unauthenticated(m) => Status::unauthenticated(m),
+        AuthError::Denied(m) => Status::permission_denied(m),
     }
 }
 
@@ -85,6 +143,7 @@ impl proto::admission_server::Admission for AdmissionService {
         request: Request<proto::GetForecastRequest>,
     ) -> Result<Response<proto::GetForecastResponse>, Status> {
         let m = request.get_ref();
+        self.authorize(&request, [m.tenant.as_str()])?;
         super::forecast::get(&self.core, &self.forecasts, &m.tenant, &m.resource).map(Response::new)
     }
 
@@ -92,6 +151,11 @@ impl proto::admission_server::Admission for AdmissionService {
         &self,
         request: Request<proto::WatchForecastRequest>,
     ) -> Result<Response<Self::WatchForecastStream>, Status> {
+        if request.get_ref().tenant.is_empty() {
+            self.authorize_admin(&request, "watching every tenant")?;
+        } else {
+            self.authorize(&request, [request.get_ref().tenant.as_str()])?;
+        }
         let tenant = request.into_inner().tenant;
         if !tenant.is_empty() && self.core.registry().existing_tenant(&tenant).is_none() {
             return Err(Status::not_found(format!(
@@ -109,6 +173,7 @@ impl proto::admission_server::Admission for AdmissionService {
         request: Request<proto::AcquireRequest>,
     ) -> Result<Response<proto::AcquireResponse>, Status> {
         let m = request.get_ref();
+        self.authorize(&request, [m.tenant.as_str()])?;
         let span = tracing::debug_span!("acquire", tenant = %m.tenant, resource = %m.resource);
         let _enter = span.enter();
         let max_wait = match &m.max_wait {
@@ -149,6 +214,12 @@ impl proto::admission_server::Admission for AdmissionService {
         &self,
         request: Request<proto::ReleaseRequest>,
     ) -> Result<Response<proto::ReleaseResponse>, Status> {
+        if self.auth.is_some() {
+            // Only the lease's own tenant (or an admin) may release it; an
+            // unknown lease falls through to the core's NOT_FOUND.
+            let owner = self.core.lease_tenant(&request.get_ref().lease_id);
+            self.authorize(&request, owner.as_deref())?;
+        }
         let released = self
             .core
             .release(&request.get_ref().lease_id)
@@ -164,6 +235,14 @@ impl proto::admission_server::Admission for AdmissionService {
         request: Request<proto::ReportRequest>,
     ) -> Result<Response<proto::ReportResponse>, Status> {
         let entries = &request.get_ref().entries;
+        if self.auth.is_some() {
+            let owners: Vec<Arc<str>> = entries
+                .iter()
+                .filter_map(|e| self.core.lease_tenant(&e.lease_id))
+                .collect();
+            let named = entries.iter().map(|e| e.tenant.as_str());
+            self.authorize(&request, named.chain(owners.iter().map(|t| &**t)))?;
+        }
         if entries.len() > MAX_REPORT_ENTRIES {
             return Err(Status::invalid_argument(format!(
                 "entries: {} entries, at most {MAX_REPORT_ENTRIES} per Report",

@@ -1,0 +1,164 @@
+//! Bearer-token authentication over real gRPC: unauthenticated and
+//! cross-tenant calls are refused; each tenant's own calls, and an admin's,
+//! go through.
+
+mod common;
+
+use common::Daemon;
+use prescient::proto::{
+    AcquireRequest, Decision, GetForecastRequest, ReleaseRequest, ReportEntry, ReportRequest,
+    WatchForecastRequest,
+};
+use tonic::{Code, Request};
+
+const POLICY: &str = "resources:\n  slots: { kind: concurrency, capacity: 4 }\n\
+                      tenants:\n  web: { qos: gold, limits: { slots: { guaranteed: 2 } } }\n  \
+                      batch: { qos: gold, limits: { slots: { guaranteed: 2 } } }\n";
+const WEB: &str = "web-token-0123456789";
+const BATCH: &str = "batch-token-0123456789";
+const ADMIN: &str = "admin-token-0123456789";
+
+fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut r = Request::new(message);
+    if let Some(t) = token {
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    r
+}
+
+fn acquire(tenant: &str) -> AcquireRequest {
+    AcquireRequest {
+        tenant: tenant.into(),
+        resource: "slots".into(),
+        amount: 1,
+        ..Default::default()
+    }
+}
+
+fn start() -> (Daemon, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "tokens:\n  - {{ name: web-api, token: {WEB}, tenants: [web] }}\n  \
+             - {{ name: batch-jobs, token: {BATCH}, tenants: [batch] }}\n  \
+             - {{ name: ops, token_env: TEST_ADMIN_TOKEN, admin: true }}\n"
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(
+        POLICY,
+        &[
+            ("PRESCIENT_AUTH__TOKENS_FILE", tokens.to_str().unwrap()),
+            ("TEST_ADMIN_TOKEN", ADMIN),
+        ],
+    );
+    (d, dir)
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_token_are_unauthenticated() {
+    let (d, _dir) = start();
+    let mut c = d.client().await;
+    for token in [None, Some("not-a-token-at-all-000")] {
+        let s = c
+            .acquire(with_token(acquire("web"), token))
+            .await
+            .unwrap_err();
+        assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
+        assert!(s.message().starts_with("authorization:"), "{s:?}");
+    }
+    let log = d.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("authentication on") && !log.contains(WEB),
+        "tokens are never logged: {log}"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_acts_only_for_its_own_tenants() {
+    let (d, _dir) = start();
+    let mut c = d.client().await;
+    let web = c
+        .acquire(with_token(acquire("web"), Some(WEB)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(web.decision(), Decision::Granted);
+    let s = c
+        .acquire(with_token(acquire("batch"), Some(WEB)))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::PermissionDenied);
+    assert!(
+        s.message().contains("may not act for tenant \"batch\""),
+        "{s:?}"
+    );
+
+    // Another tenant's lease cannot be released or reported on.
+    let release = || ReleaseRequest {
+        lease_id: web.lease_id.clone(),
+    };
+    let s = c
+        .release(with_token(release(), Some(BATCH)))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::PermissionDenied);
+    let report = ReportRequest {
+        entries: vec![ReportEntry {
+            lease_id: web.lease_id.clone(),
+            used: 1,
+            ..Default::default()
+        }],
+    };
+    let s = c.report(with_token(report, Some(BATCH))).await.unwrap_err();
+    assert_eq!(s.code(), Code::PermissionDenied);
+    let r = c
+        .release(with_token(release(), Some(WEB)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.released_units, 1);
+}
+
+#[tokio::test]
+async fn forecasts_of_other_tenants_need_an_admin_token() {
+    let (d, _dir) = start();
+    let mut c = d.client().await;
+    let get = |tenant: &str| GetForecastRequest {
+        tenant: tenant.into(),
+        resource: "slots".into(),
+    };
+    c.get_forecast(with_token(get("web"), Some(WEB)))
+        .await
+        .unwrap();
+    let s = c
+        .get_forecast(with_token(get("batch"), Some(WEB)))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::PermissionDenied);
+    c.get_forecast(with_token(get("batch"), Some(ADMIN)))
+        .await
+        .unwrap();
+    let all = WatchForecastRequest {
+        tenant: String::new(),
+    };
+    let s = c
+        .watch_forecast(with_token(all.clone(), Some(WEB)))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::PermissionDenied);
+    assert!(s.message().contains("admin"), "{s:?}");
+    c.watch_forecast(with_token(all, Some(ADMIN)))
+        .await
+        .unwrap();
+    // An admin may act for any tenant.
+    let r = c
+        .acquire(with_token(acquire("batch"), Some(ADMIN)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.decision(), Decision::Granted);
+}
