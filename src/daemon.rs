@@ -60,6 +60,30 @@ pub fn load_policy(settings: &Settings) -> anyhow::Result<Policy> {
     })
 }
 
+/// The gRPC port's TLS, from `tls.*` (PEM files); `None`: plaintext.
+fn tls_config(settings: &Settings) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let tls = &settings.tls;
+    if tls.cert_file.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let read = |key: &str, path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("tls.{key}: cannot read {}", path.display()))
+    };
+    let identity = Identity::from_pem(
+        read("cert_file", &tls.cert_file)?,
+        read("key_file", &tls.key_file)?,
+    );
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if !tls.client_ca_file.as_os_str().is_empty() {
+        config = config.client_ca_root(Certificate::from_pem(read(
+            "client_ca_file",
+            &tls.client_ca_file,
+        )?));
+    }
+    Ok(Some(config))
+}
+
 /// Starts the daemon; returns once both ports are bound.
 pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let policy = load_policy(settings)?;
@@ -128,7 +152,13 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     let (reflection_v1, reflection_v1alpha) = crate::grpc::reflection()?;
-    let router = tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls_config(settings)? {
+        server = server
+            .tls_config(tls)
+            .context("tls: bad certificate or key")?;
+    }
+    let router = server
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -165,6 +195,10 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             .map_err(|_| anyhow::anyhow!("planner thread panicked"))
     }));
 
+    if !settings.tls.cert_file.as_os_str().is_empty() {
+        let mutual = !settings.tls.client_ca_file.as_os_str().is_empty();
+        tracing::info!(mutual, "gRPC over TLS");
+    }
     match &auth {
         Some(a) => tracing::info!(callers = ?a, "bearer-token authentication on"),
         None if !grpc.ip().is_loopback() => tracing::warn!(

@@ -27,6 +27,7 @@ pub struct Settings {
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
     pub planner: PlannerSettings,
+    pub tls: TlsSettings,
     pub auth: AuthSettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
@@ -43,6 +44,15 @@ pub struct PlannerSettings {
     pub published_minutes: usize,
     #[serde(with = "humantime_serde")]
     pub snapshot_every: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Set: mutual TLS, clients must present a certificate from this CA.
+    pub client_ca_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -176,6 +186,16 @@ impl Settings {
         }
         if self.planner.refit_threshold.is_nan() || self.planner.refit_threshold <= 0.0 {
             return bad("planner.refit_threshold", "must be > 0");
+        }
+        let set = |p: &PathBuf| !p.as_os_str().is_empty();
+        if set(&self.tls.cert_file) != set(&self.tls.key_file) {
+            return bad("tls", "cert_file and key_file go together");
+        }
+        if set(&self.tls.client_ca_file) && !set(&self.tls.cert_file) {
+            return bad(
+                "tls.client_ca_file",
+                "needs cert_file and key_file (mutual TLS is TLS first)",
+            );
         }
         if self.planner.snapshot_every.is_zero() {
             return bad("planner.snapshot_every", "must be > 0");
