@@ -52,6 +52,18 @@ impl Caller {
     pub fn may_use(&self, tenant: &str) -> bool {
         self.admin || self.tenants.contains(tenant)
     }
+
+    /// `Ok` if this caller may act for `tenant`, else why not.
+    pub fn permit(&self, tenant: &str) -> Result<(), AuthError> {
+        if self.may_use(tenant) {
+            Ok(())
+        } else {
+            Err(AuthError::Denied(format!(
+                "tenant: caller {:?} may not act for tenant {tenant:?}",
+                self.name
+            )))
+        }
+    }
 }
 
 /// Why a request was refused.
@@ -147,19 +159,6 @@ impl Auth {
         }
         found.ok_or_else(|| AuthError::Unauthenticated("authorization: unknown token".into()))
     }
-
-    /// The caller, if it may act for `tenant`.
-    pub fn check(&self, authorization: Option<&str>, tenant: &str) -> Result<&Caller, AuthError> {
-        let caller = self.identify(authorization)?;
-        if caller.may_use(tenant) {
-            Ok(caller)
-        } else {
-            Err(AuthError::Denied(format!(
-                "tenant: caller {:?} may not act for tenant {tenant:?}",
-                caller.name
-            )))
-        }
-    }
 }
 
 #[cfg(test)]
@@ -181,19 +180,15 @@ mod tests {
     #[test]
     fn callers_are_known_by_token_and_limited_to_their_tenants() {
         let a = auth(TOKENS).unwrap();
-        let shop = a
-            .check(Some("Bearer shop-token-0123456789"), "checkout")
-            .unwrap();
+        let shop = a.identify(Some("Bearer shop-token-0123456789")).unwrap();
         assert_eq!(shop.name, "shop");
+        assert_eq!(shop.permit("checkout"), Ok(()));
         assert!(matches!(
-            a.check(Some("Bearer shop-token-0123456789"), "search"),
+            shop.permit("search"),
             Err(AuthError::Denied(m)) if m.starts_with("tenant: caller \"shop\"")
         ));
-        assert!(
-            a.check(Some("Bearer ops-token-0123456789"), "search")
-                .unwrap()
-                .admin
-        );
+        let ops = a.identify(Some("Bearer ops-token-0123456789")).unwrap();
+        assert!(ops.admin && ops.permit("search").is_ok());
         for bad in [
             None,
             Some("shop-token-0123456789"),

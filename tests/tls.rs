@@ -57,6 +57,15 @@ async fn connect(
     Ok(AdmissionClient::new(channel))
 }
 
+/// Whether a client with `tls` is turned away, at the handshake or at its
+/// first call.
+async fn refused(d: &Daemon, tls: ClientTlsConfig) -> bool {
+    match connect(d, tls).await {
+        Err(_) => true,
+        Ok(mut c) => acquire(&mut c).await.is_err(),
+    }
+}
+
 async fn acquire(c: &mut AdmissionClient<Channel>) -> Result<Decision, tonic::Status> {
     let r = c
         .acquire(AcquireRequest {
@@ -102,11 +111,10 @@ async fn tls_serves_clients_that_trust_the_ca_and_refuses_plaintext() {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(other.ca.pem()))
         .domain_name("localhost");
-    let refused = match connect(&d, tls).await {
-        Err(_) => true,
-        Ok(mut c) => acquire(&mut c).await.is_err(),
-    };
-    assert!(refused, "a server the client cannot verify must be refused");
+    assert!(
+        refused(&d, tls).await,
+        "a server the client cannot verify must be refused"
+    );
 }
 
 #[tokio::test]
@@ -138,23 +146,17 @@ async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
             .domain_name("localhost")
     };
     // Without a client certificate: refused.
-    let refused = match connect(&d, base()).await {
-        Err(_) => true,
-        Ok(mut c) => acquire(&mut c).await.is_err(),
-    };
-    assert!(refused, "no client certificate must be refused");
+    assert!(
+        refused(&d, base()).await,
+        "no client certificate must be refused"
+    );
     // With one from another CA: refused.
     let (stranger_cert, stranger_key) = servers.issue(&["stranger"]);
-    let refused = match connect(
-        &d,
-        base().identity(Identity::from_pem(stranger_cert, stranger_key)),
-    )
-    .await
-    {
-        Err(_) => true,
-        Ok(mut c) => acquire(&mut c).await.is_err(),
-    };
-    assert!(refused, "a certificate from another CA must be refused");
+    let stranger = base().identity(Identity::from_pem(stranger_cert, stranger_key));
+    assert!(
+        refused(&d, stranger).await,
+        "a certificate from another CA must be refused"
+    );
     // With one from the client CA: served.
     let (client_cert, client_key) = clients.issue(&["web-api"]);
     let mut c = connect(

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::status;
 use crate::admission::{self as core, Admission, Decision};
-use crate::auth::{Auth, AuthError};
+use crate::auth::{Auth, AuthError, Caller};
 use crate::metrics::Metrics;
 use crate::planner::Forecasts;
 use crate::proto;
@@ -42,6 +42,19 @@ impl AdmissionService {
         }
     }
 
+    /// The caller presenting the request's bearer token; `None` when
+    /// authentication is off.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Option<&Caller>, Status> {
+        let Some(auth) = &self.auth else {
+            return Ok(None);
+        };
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        auth.identify(header).map(Some).map_err(auth_status)
+    }
+
     /// Refuses the request unless its caller may act for every tenant in
     /// `tenants` (free when authentication is off).
     fn authorize<'a, T>(
@@ -49,20 +62,9 @@ impl AdmissionService {
         request: &Request<T>,
         tenants: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), Status> {
-        let Some(auth) = &self.auth else {
-            return Ok(());
-        };
-        let header = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        let caller = auth.identify(header).map_err(auth_status)?;
-        for tenant in tenants {
-            if !caller.may_use(tenant) {
-                return Err(Status::permission_denied(format!(
-                    "tenant: caller {:?} may not act for tenant {tenant:?}",
-                    caller.name
-                )));
+        if let Some(caller) = self.caller(request)? {
+            for tenant in tenants {
+                caller.permit(tenant).map_err(auth_status)?;
             }
         }
         Ok(())
@@ -70,21 +72,12 @@ impl AdmissionService {
 
     /// Refuses the request unless its caller is an admin (when auth is on).
     fn authorize_admin<T>(&self, request: &Request<T>, what: &str) -> Result<(), Status> {
-        let Some(auth) = &self.auth else {
-            return Ok(());
-        };
-        let header = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        let caller = auth.identify(header).map_err(auth_status)?;
-        if caller.admin {
-            Ok(())
-        } else {
-            Err(Status::permission_denied(format!(
+        match self.caller(request)? {
+            Some(caller) if !caller.admin => Err(Status::permission_denied(format!(
                 "tenant: {what} needs an admin token; caller {:?} is not one",
                 caller.name
-            )))
+            ))),
+            _ => Ok(()),
         }
     }
 }
