@@ -30,7 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use augurs::ets::AutoETS;
-use augurs::mstl::{FittedTrendModel, MSTLModel, TrendModel};
+use augurs::mstl::MSTLModel;
 use augurs::seasons::{Detector, PeriodogramDetector};
 use augurs::{Fit, Predict};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -515,33 +515,10 @@ fn detection_check() {
     );
 }
 
-/// An additive ETS trend fitted on the last `.0` points of the
-/// deseasonalised series only: the trend model is where MSTL's time goes,
-/// and the trend over the next minutes depends on recent history.
-#[derive(Debug)]
-struct TailTrend(usize);
-
-impl TrendModel for TailTrend {
-    fn name(&self) -> std::borrow::Cow<'_, str> {
-        "AAN on the tail".into()
-    }
-
-    fn fit(
-        &self,
-        y: &[f64],
-    ) -> Result<
-        Box<dyn FittedTrendModel + Sync + Send>,
-        Box<dyn std::error::Error + Send + Sync + 'static>,
-    > {
-        AutoETS::new(1, "AAN")?
-            .into_trend_model()
-            .fit(&y[y.len().saturating_sub(self.0)..])
-    }
-}
-
 type Variant = fn(&[f64], usize) -> Vec<f64>;
 
-/// What `model::fit` runs for seasons `[60, 1440]`: MSTL + AAN trend.
+/// MSTL + an AAN trend on the whole series (what `model::fit` ran before
+/// its trend was fitted on the tail).
 fn mstl_aan(y: &[f64], steps: usize) -> Vec<f64> {
     let trend = AutoETS::new(1, "AAN").expect("AAN is a valid spec");
     let fitted = MSTLModel::new(vec![60, 1440], trend.into_trend_model())
@@ -551,7 +528,8 @@ fn mstl_aan(y: &[f64], steps: usize) -> Vec<f64> {
 }
 
 fn mstl_tail_trend(y: &[f64], steps: usize) -> Vec<f64> {
-    let fitted = MSTLModel::new(vec![60, 1440], TailTrend(360))
+    // The planner's own trend model (AAN on the last 360 minutes).
+    let fitted = MSTLModel::new(vec![60, 1440], model::TailTrend)
         .fit(y)
         .expect("MSTL fits");
     fitted.predict(steps, None).expect("MSTL predicts").point

@@ -126,7 +126,7 @@ fn clean(forecast: Vec<f64>) -> Option<Vec<f64>> {
 /// instead costs 7× more (50 ms against 7 ms for seasons [1h, 1d]) for the
 /// same error (benches/planner.rs, `fit_alternative`).
 #[derive(Debug)]
-struct TailTrend;
+pub struct TailTrend;
 
 impl TrendModel for TailTrend {
     fn name(&self) -> std::borrow::Cow<'_, str> {
