@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::planner::{Planner, snapshot};
 use crate::policy::{EMBEDDED_POLICY, Policy};
 use crate::settings::Settings;
+use crate::watcher::{PolicyWatcher, Reload};
 
 /// A started daemon.
 pub struct Running {
@@ -51,13 +52,18 @@ impl Running {
     }
 }
 
-/// The policy named by the settings, or the embedded example.
-pub fn load_policy(settings: &Settings) -> anyhow::Result<Policy> {
-    Ok(if settings.policy.as_os_str().is_empty() {
-        Policy::load_str(EMBEDDED_POLICY, "embedded config/policies.yaml")?
-    } else {
-        Policy::load_file(&settings.policy)?
-    })
+/// The policy named by the settings, or the embedded example; with the
+/// text it was read from (`None`: embedded).
+pub fn load_policy(settings: &Settings) -> anyhow::Result<(Policy, Option<String>)> {
+    if settings.policy.as_os_str().is_empty() {
+        let policy = Policy::load_str(EMBEDDED_POLICY, "embedded config/policies.yaml")?;
+        return Ok((policy, None));
+    }
+    let origin = settings.policy.display().to_string();
+    let text = std::fs::read_to_string(&settings.policy).map_err(|e| {
+        crate::policy::PolicyError::single(&origin, "", format!("cannot read: {e}"))
+    })?;
+    Ok((Policy::load_str(&text, &origin)?, Some(text)))
 }
 
 /// The gRPC port's TLS, from `tls.*` (PEM files); `None`: plaintext.
@@ -86,7 +92,7 @@ fn tls_config(settings: &Settings) -> anyhow::Result<Option<tonic::transport::Se
 
 /// Starts the daemon; returns once both ports are bound.
 pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
-    let policy = load_policy(settings)?;
+    let (policy, policy_text) = load_policy(settings)?;
     let auth = settings
         .auth()
         .map_err(|e| anyhow::anyhow!("auth.tokens_file: {e}"))?
@@ -131,18 +137,39 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     // The first tick runs before the ports open, so /readyz and GetForecast
     // are meaningful from the first request.
     planner.tick(core.clock().now());
+    metrics.policy_in_force(std::time::SystemTime::now());
+    let (to_planner, calls) = std::sync::mpsc::channel();
     let planner_thread = spawn_planner(
         planner,
         settings.tick,
         state_dir.map(|dir| (dir, settings.planner.snapshot_every)),
-        cancel.clone(),
+        calls,
     );
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
-    for task in core.spawn(cancel.clone(), settings.admission.reap_interval) {
+    {
+        // Cancel stops the planner thread (it saves a last snapshot).
+        let cancel = cancel.clone();
+        let to_planner = to_planner.clone();
         tasks.push(tokio::spawn(async move {
-            task.await.context("admission task panicked")
+            cancel.cancelled().await;
+            let _ = to_planner.send(PlannerCall::Stop);
+            Ok(())
         }));
     }
+    tasks.push(match policy_text {
+        Some(text) => {
+            let apply = move |r| to_planner.send(PlannerCall::Reload(r)).is_ok();
+            PolicyWatcher::new(settings.policy.clone(), text, apply, metrics.clone())
+                .spawn(settings.watch_config(), cancel.clone())?
+        }
+        None => crate::watcher::ignore_hangups(cancel.clone())?,
+    });
+    let background = core.spawn(cancel.clone(), settings.admission.reap_interval);
+    background.close();
+    tasks.push(tokio::spawn(async move {
+        background.wait().await;
+        Ok(())
+    }));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -212,6 +239,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         grpc = %grpc,
         admin = %admin,
         policy = %policy.summary(),
+        watch = settings.reload.watch && !settings.policy.as_os_str().is_empty(),
         "prescient listening"
     );
     Ok(Running {
@@ -223,25 +251,28 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     })
 }
 
+/// What the planner thread is asked between ticks.
+enum PlannerCall {
+    /// Put a policy in force (the watcher's reloads).
+    Reload(Reload),
+    Stop,
+}
+
 /// Runs the planner on a thread of its own, a tick every `tick`, until
-/// `cancel`; snapshots history every so often and once more at the end.
-/// Dropping the planner closes its forecast channel, which ends every
-/// WatchForecast stream (so shutdown is not held up).
+/// told to stop; applies reloads between ticks; snapshots history every so
+/// often and once more at the end. Dropping the planner closes its
+/// forecast channel, which ends every WatchForecast stream (so shutdown is
+/// not held up).
 fn spawn_planner(
     mut planner: Planner,
     tick: std::time::Duration,
     snapshots: Option<(std::path::PathBuf, std::time::Duration)>,
-    cancel: CancellationToken,
+    calls: std::sync::mpsc::Receiver<PlannerCall>,
 ) -> std::thread::JoinHandle<()> {
     let save = |planner: &Planner, dir: &std::path::Path| match planner.save(dir) {
         Ok(bytes) => tracing::debug!(bytes, "history snapshot written"),
         Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "history snapshot failed"),
     };
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    tokio::spawn(async move {
-        cancel.cancelled().await;
-        drop(stop);
-    });
     std::thread::Builder::new()
         .name("prescient-planner".into())
         .spawn(move || {
@@ -250,9 +281,13 @@ fn spawn_planner(
             let mut last_save = std::time::Instant::now();
             loop {
                 let wait = next.saturating_duration_since(std::time::Instant::now());
-                match stopped.recv_timeout(wait) {
+                match calls.recv_timeout(wait) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => {
+                    Ok(PlannerCall::Reload(r)) => {
+                        let _ = r.done.send(planner.reload(&r.policy, &r.origin));
+                        continue;
+                    }
+                    Ok(PlannerCall::Stop) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                         if let Some((dir, _)) = &snapshots {
                             save(&planner, dir);
                         }

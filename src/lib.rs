@@ -3,7 +3,7 @@
 //! The data flow is the module order: a [`policy`] is compiled into
 //! [`pool`]s, which [`admission`] draws from on each Acquire; the [`grpc`]
 //! face only translates messages; [`daemon`] wires it all to sockets,
-//! settings and signals. Every function of time takes `now` from a
+//! settings and signals, and the [`watcher`] feeds it policy edits. Every function of time takes `now` from a
 //! [`clock::Clock`].
 
 pub mod admin;
@@ -19,6 +19,7 @@ pub mod policy;
 pub mod pool;
 pub mod settings;
 pub mod sim;
+pub mod watcher;
 
 /// Generated protobuf types and the service trait (package `prescient.v1`).
 pub mod proto {

@@ -133,6 +133,10 @@ pub struct Metrics {
     pub leases_reclaimed: Counter,
     pub waiters: Family<OfResource, Gauge>,
     pub reloads: Family<Outcome, Counter>,
+    /// 1 when the last reload attempt put its policy in force, else 0.
+    pub reload_ok: Gauge,
+    /// When a policy last went into force (start or reload), Unix seconds.
+    pub reload_time: Gauge<f64, AtomicU64>,
     max_tenants: usize,
     tenant_labels: Mutex<HashMap<String, String>>,
 }
@@ -240,6 +244,20 @@ impl Metrics {
         for result in ["ok", "error"] {
             let _ = reloads.get_or_create(&Outcome { result });
         }
+        let reload_ok = Gauge::default();
+        registry.register(
+            "policy_last_reload_successful",
+            "1 if the last policy reload put its file in force, 0 if it was refused (the previous policy stays)",
+            reload_ok.clone(),
+        );
+        reload_ok.set(1);
+        let reload_time = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "policy_last_reload_success_timestamp",
+            "When the policy in force was loaded (start or reload), Unix time",
+            prometheus_client::registry::Unit::Seconds,
+            reload_time.clone(),
+        );
         Self {
             registry,
             acquisitions,
@@ -258,9 +276,32 @@ impl Metrics {
             leases_reclaimed,
             waiters,
             reloads,
+            reload_ok,
+            reload_time,
             max_tenants,
             tenant_labels: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A policy went into force at `at` (start or reload).
+    pub fn policy_in_force(&self, at: std::time::SystemTime) {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.reload_time.set(secs);
+        self.reload_ok.set(1);
+    }
+
+    /// Counts a reload attempt. Gauges first: a scrape that sees the count
+    /// sees them too.
+    pub fn reloaded(&self, ok: bool, at: std::time::SystemTime) {
+        if ok {
+            self.policy_in_force(at);
+        } else {
+            self.reload_ok.set(0);
+        }
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.get_or_create(&Outcome { result }).inc();
     }
 
     /// The label value for a tenant: its name while under the bound, else

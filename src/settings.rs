@@ -32,6 +32,17 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub admission: AdmissionSettings,
+    pub reload: ReloadSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSettings {
+    /// Watch the policy file and put valid edits in force.
+    pub watch: bool,
+    /// Quiet time after a change before the file is read.
+    #[serde(with = "humantime_serde")]
+    pub debounce: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -105,6 +116,14 @@ impl Settings {
             return Ok(None);
         }
         crate::auth::Auth::load(&self.auth.tokens_file, |var| std::env::var(var).ok()).map(Some)
+    }
+
+    /// How the policy file is watched.
+    pub fn watch_config(&self) -> crate::watcher::WatchConfig {
+        crate::watcher::WatchConfig {
+            watch: self.reload.watch,
+            debounce: self.reload.debounce,
+        }
     }
 
     /// The planner's configuration (the daemon fits on a worker thread).

@@ -378,7 +378,7 @@ async fn shutdown_answers_parked_waiters_unavailable() {
     });
     let mut waiter_client = c.clone();
     let waiter = tokio::spawn(async move { waiter_client.acquire(wait).await });
-    let gpu = running.core.registry().resource("gpu").unwrap();
+    let gpu = running.core.resource_named("gpu").unwrap();
     eventually(Duration::from_secs(10), "the waiter to park", || async {
         (!gpu.waiters.is_empty()).then_some(())
     })
@@ -400,7 +400,7 @@ async fn a_waiter_is_woken_by_a_release_over_grpc() {
     });
     let mut waiter_client = c.clone();
     let waiter = tokio::spawn(async move { waiter_client.acquire(wait).await });
-    let gpu = running.core.registry().resource("gpu").unwrap();
+    let gpu = running.core.resource_named("gpu").unwrap();
     eventually(Duration::from_secs(10), "the waiter to park", || async {
         (!gpu.waiters.is_empty()).then_some(())
     })

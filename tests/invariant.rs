@@ -1,7 +1,8 @@
 //! The capacity invariant (DESIGN §2), as a property: for random policies and
 //! random interleavings of Acquire, Release, Report, reserve resizes, TTL
-//! reaps, planner ticks (which resize and spill reserves) and time steps on
-//! a virtual clock,
+//! reaps, planner ticks (which resize and spill reserves), policy reloads
+//! (the same tenants with other limits and classes) and time steps on a
+//! virtual clock,
 //!
 //! * rate: over every window `[t1, t2]`, tokens granted (net of Report
 //!   refunds) never exceed `C·(t2 − t1)` plus what the pools can hold at
@@ -37,6 +38,8 @@ struct PolicyCase {
     slot_capacity: u64,
     emergency_pct: u64,
     tenants: Vec<TenantCase>,
+    /// What a reload changes them to (same tenants, other limits).
+    reloaded: Vec<TenantCase>,
 }
 
 impl PolicyCase {
@@ -107,6 +110,8 @@ enum Op {
     Reap,
     /// A planner tick: fold, forecast, resize reserves, spill.
     Plan,
+    /// Puts the other policy of the case in force.
+    Reload,
 }
 
 fn policy_case() -> impl Strategy<Value = PolicyCase> {
@@ -123,14 +128,15 @@ fn policy_case() -> impl Strategy<Value = PolicyCase> {
         10..2000u64,
         1..20u64,
         0..30u64,
-        prop::collection::vec(tenant, 1..5),
+        prop::collection::vec((tenant.clone(), tenant), 1..5),
     )
         .prop_map(
-            |(rate_capacity, slot_capacity, emergency_pct, tenants)| PolicyCase {
+            |(rate_capacity, slot_capacity, emergency_pct, pairs)| PolicyCase {
                 rate_capacity,
                 slot_capacity,
                 emergency_pct,
-                tenants,
+                tenants: pairs.iter().map(|p| p.0.clone()).collect(),
+                reloaded: pairs.into_iter().map(|p| p.1).collect(),
             },
         )
 }
@@ -146,6 +152,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..1500u64).prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Reap),
         2 => Just(Op::Plan),
+        1 => Just(Op::Reload),
     ]
 }
 
@@ -160,6 +167,12 @@ struct HeldLease {
 
 fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
     let policy = Policy::load_str(&case.yaml(), "proptest").expect("generated policies are valid");
+    let other = PolicyCase {
+        tenants: case.reloaded.clone(),
+        ..case.clone()
+    };
+    let other = Policy::load_str(&other.yaml(), "proptest").expect("generated policies are valid");
+    let mut in_force = 0;
     let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
     let core = Arc::new(Admission::new(
         &policy,
@@ -175,8 +188,9 @@ fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
         },
     );
     let tenants: Vec<String> = (0..case.tenants.len()).map(|i| format!("t{i}")).collect();
-    let api = core.registry().resource("api").unwrap();
-    let slots = core.registry().resource("slots").unwrap();
+    let registry = core.registry();
+    let api = registry.resource("api").unwrap();
+    let slots = registry.resource("slots").unwrap();
     // slots sets lease_ttl: 10s; api keeps the default.
     let ttl = |rate: bool| if rate { 60 } else { 10 } * NANOS_PER_SEC;
 
@@ -252,6 +266,11 @@ fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Plan => {
                 planner.tick(now);
             }
+            Op::Reload => {
+                in_force = 1 - in_force;
+                let next = [&policy, &other][in_force];
+                planner.reload(next, "proptest").unwrap();
+            }
             Op::Reap => {
                 let reclaimed = core.reap(now);
                 let before = held.len();
@@ -269,19 +288,17 @@ fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
         prop_assert!(slots.held() <= case.slot_capacity);
     }
 
-    // Rate: every window.
-    let depths: u64 = policy
-        .tenants
-        .values()
-        .map(|t| t.limits["api"].depth())
-        .sum::<u64>();
-    let guaranteed: u64 = policy
-        .tenants
-        .values()
-        .map(|t| t.limits["api"].guaranteed)
-        .sum();
-    let c = api.capacity as f64;
-    let slack = depths as f64 + (api.capacity - guaranteed) as f64;
+    // Rate: every window. What the pools can hold at once is the larger of
+    // the two policies' (a reload never adds tokens, only caps them).
+    let c = api.capacity() as f64;
+    let slack = [&policy, &other]
+        .iter()
+        .map(|p| {
+            let depths: u64 = p.tenants.values().map(|t| t.limits["api"].depth()).sum();
+            let guaranteed: u64 = p.tenants.values().map(|t| t.limits["api"].guaranteed).sum();
+            depths as f64 + (api.capacity() - guaranteed) as f64
+        })
+        .fold(0.0, f64::max);
     for i in 0..rate_events.len() {
         let mut sum = 0i64;
         for j in i..rate_events.len() {
@@ -306,7 +323,7 @@ fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
     for name in &tenants {
         let t = core.registry().existing_tenant(name).unwrap();
         let a = &t.allotments[slots.id];
-        for pool in [&a.reserve, &a.guaranteed] {
+        for pool in [&a.holdings.reserve, &a.holdings.guaranteed] {
             if let Pool::Concurrency(u) = pool {
                 prop_assert_eq!(u.held(), 0, "tenant {} leaked units", name);
             }
@@ -353,6 +370,7 @@ fn the_generator_makes_valid_policies_for_the_extremes() {
                 };
                 4
             ],
+            reloaded: Vec::new(),
         };
         Policy::load_str(&case.yaml(), "gen").unwrap();
     }

@@ -1,20 +1,66 @@
 //! An allotment: what one tenant has of one resource, its reserve and
 //! guaranteed pools, the tiers it may draw from, and its demand counters.
+//! The pools and counters are [`Holdings`], shared by every version of the
+//! tenant a policy reload makes, so a reload keeps their state and leases
+//! granted before it give back to the same pools.
+
+use std::sync::Arc;
 
 use super::counters::Counters;
 use super::registry::{Qos, Resource};
+use crate::clock::Nanos;
 use crate::policy::{Kind, LimitSpec};
 use crate::pool::{Bucket, Pool, Tier, Units};
 
-/// What one tenant has of one resource: its reserve and guaranteed pools.
+/// The state of an allotment, kept across policy reloads.
 #[derive(Debug)]
-pub struct Allotment {
+pub struct Holdings {
     pub reserve: Pool,
     pub guaranteed: Pool,
+    pub counters: Counters,
+}
+
+impl Holdings {
+    fn new(kind: Kind, limit: &LimitSpec) -> Self {
+        let g = limit.guaranteed;
+        let (reserve, guaranteed) = match kind {
+            Kind::Rate => (
+                Pool::Rate(Bucket::new(0.0, 0)),
+                Pool::Rate(Bucket::new(g as f64, limit.depth())),
+            ),
+            Kind::Concurrency => (
+                Pool::Concurrency(Units::new(0)),
+                Pool::Concurrency(Units::new(g)),
+            ),
+        };
+        Self {
+            reserve,
+            guaranteed,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Resizes the guaranteed pool to `limit` if it differs (a reload);
+    /// tokens held are kept up to the new depth, units held stay held.
+    pub(super) fn fit(&self, kind: Kind, limit: &LimitSpec, now: Nanos) {
+        let depth = match kind {
+            Kind::Rate => limit.depth(),
+            Kind::Concurrency => limit.guaranteed,
+        };
+        if self.guaranteed.size() != limit.guaranteed as f64 || self.guaranteed.depth() != depth {
+            self.guaranteed.resize(limit.guaranteed as f64, depth, now);
+        }
+    }
+}
+
+/// What one tenant has of one resource under the policy in force: its
+/// pools, its limits, and what follows from them.
+#[derive(Debug, Clone)]
+pub struct Allotment {
+    pub holdings: Arc<Holdings>,
     pub limit: LimitSpec,
     /// The most one Acquire could ever be granted (larger is INVALID_ARGUMENT).
     pub max_grant: u64,
-    pub counters: Counters,
     /// The tiers this allotment draws from, in Acquire order: reserve only
     /// if the policy gives it one, shared and emergency as the QoS class
     /// allows. Precomputed so the hot path skips pools it can never use.
@@ -32,7 +78,7 @@ impl Allotment {
             None => 0,
             Some(spec) => spec
                 .max
-                .unwrap_or(r.capacity - r.emergency_units - self.limit.guaranteed),
+                .unwrap_or(r.room().saturating_sub(self.limit.guaranteed)),
         }
     }
 
@@ -49,27 +95,25 @@ impl Allotment {
 
     pub fn pool<'a>(&'a self, tier: Tier, r: &'a Resource) -> &'a Pool {
         match tier {
-            Tier::Reserve => &self.reserve,
-            Tier::Guaranteed => &self.guaranteed,
+            Tier::Reserve => &self.holdings.reserve,
+            Tier::Guaranteed => &self.holdings.guaranteed,
             Tier::Shared => &r.shared,
             Tier::Emergency => &r.emergency,
         }
     }
 }
 
-pub(super) fn allotment(r: &Resource, limit: LimitSpec, qos: Qos) -> Allotment {
+/// An allotment with fresh pools, or with `kept` ones (a reload: their
+/// sizes are set by the reload itself, shrinks before grows).
+pub(super) fn allotment(
+    r: &Resource,
+    limit: LimitSpec,
+    qos: Qos,
+    kept: Option<Arc<Holdings>>,
+) -> Allotment {
     let g = limit.guaranteed;
-    let (reserve, guaranteed) = match r.kind {
-        Kind::Rate => (
-            Pool::Rate(Bucket::new(0.0, 0)),
-            Pool::Rate(Bucket::new(g as f64, limit.depth())),
-        ),
-        Kind::Concurrency => (
-            Pool::Concurrency(Units::new(0)),
-            Pool::Concurrency(Units::new(g)),
-        ),
-    };
-    let room = r.capacity - r.emergency_units;
+    let holdings = kept.unwrap_or_else(|| Arc::new(Holdings::new(r.kind, &limit)));
+    let room = r.room();
     let max_reserve = match &limit.reserve {
         None => 0,
         Some(spec) => spec.max.unwrap_or(room - g.min(room)),
@@ -87,7 +131,13 @@ pub(super) fn allotment(r: &Resource, limit: LimitSpec, qos: Qos) -> Allotment {
         Kind::Rate => limit.depth(),
         Kind::Concurrency => g,
     };
-    let max_grant = own + beyond_own + if qos.emergency { r.emergency_units } else { 0 };
+    let max_grant = own
+        + beyond_own
+        + if qos.emergency {
+            r.emergency_units()
+        } else {
+            0
+        };
     let mut tiers = [Tier::Guaranteed; 4];
     let mut n = 0;
     let wanted = [
@@ -107,11 +157,9 @@ pub(super) fn allotment(r: &Resource, limit: LimitSpec, qos: Qos) -> Allotment {
         }
     }
     Allotment {
-        reserve,
-        guaranteed,
+        holdings,
         limit,
         max_grant,
-        counters: Counters::default(),
         tiers,
         tier_count: n as u8,
         own_count: own_count as u8,

@@ -7,21 +7,26 @@ mod counters;
 mod error;
 mod lease;
 mod registry;
+mod reload;
 mod report;
 mod requests;
 mod take;
 mod waiters;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+pub use allotment::Holdings;
 pub use error::AdmissionError;
 pub use lease::{LeaseId, Leases};
 pub use registry::{Allotment, Counters, Demand, Qos, Registry, Resource, Tenant, TenantRef};
+pub use reload::Reloaded;
 pub use report::{Outcome, ReportEntry, ReportSummary};
 pub use take::{Scope, seconds_to_gather};
 
@@ -104,7 +109,13 @@ pub struct Released {
 /// The admission core of one daemon.
 pub struct Admission {
     clock: Arc<dyn Clock>,
-    registry: Registry,
+    /// The policy in force; a reload swaps it whole. Reading it costs the
+    /// hot path one `ArcSwap::load` (a few ns, no lock).
+    registry: ArcSwap<Registry>,
+    /// Serialises reloads.
+    reloading: Mutex<()>,
+    /// Where dispatchers of resources a reload adds are started.
+    background: Mutex<Option<Background>>,
     leases: Leases,
     requests: RequestLog,
     config: AdmissionConfig,
@@ -116,7 +127,9 @@ impl Admission {
     /// Builds the pools of a validated policy.
     pub fn new(policy: &Policy, config: AdmissionConfig, clock: Arc<dyn Clock>) -> Self {
         Self {
-            registry: Registry::new(policy, config.max_default_tenants),
+            registry: ArcSwap::from_pointee(Registry::new(policy, config.max_default_tenants)),
+            reloading: Mutex::new(()),
+            background: Mutex::new(None),
             leases: Leases::new(config.max_leases),
             requests: RequestLog::new(config.idempotency_window, config.max_request_ids),
             clock,
@@ -130,22 +143,24 @@ impl Admission {
         &self.clock
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The policy in force now (a later reload does not change it).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.load_full()
     }
 
     pub fn leases(&self) -> &Leases {
         &self.leases
     }
 
-    fn resolve(
-        &self,
+    #[inline(always)]
+    fn resolve<'r>(
+        registry: &'r Registry,
         tenant: &str,
         resource: &str,
         now: Nanos,
-    ) -> Result<(TenantRef<'_>, &Resource), AdmissionError> {
-        let Some(r) = self.registry.resource(resource) else {
-            let known: Vec<_> = self.registry.resource_names().collect();
+    ) -> Result<(TenantRef<'r>, &'r Resource), AdmissionError> {
+        let Some(r) = registry.resource(resource) else {
+            let known: Vec<_> = registry.resource_names().collect();
             return Err(AdmissionError::NotFound(format!(
                 "resource: unknown resource {resource:?}; known: {}",
                 known.join(", ")
@@ -156,7 +171,7 @@ impl Admission {
                 "tenant: must not be empty".into(),
             ));
         }
-        Ok((self.registry.tenant(tenant, now)?, r))
+        Ok((registry.tenant(tenant, now)?, r))
     }
 
     /// Decides at once, never waits, never consults `request_id`: the hot
@@ -167,7 +182,8 @@ impl Admission {
         req: &AcquireRequest<'_>,
         now: Nanos,
     ) -> Result<Decision, AdmissionError> {
-        let (tenant, resource) = self.resolve(req.tenant, req.resource, now)?;
+        let registry = self.registry.load();
+        let (tenant, resource) = Self::resolve(&registry, req.tenant, req.resource, now)?;
         let decision = self.decide(&tenant, resource, req.amount, req.lease, Scope::All, now)?;
         self.count(&tenant, resource, req.amount, &decision);
         Ok(decision)
@@ -179,8 +195,12 @@ impl Admission {
         match req.request_id {
             Some(id) if !id.is_empty() => {
                 let now = self.clock.now();
-                let (tenant, resource) = self.resolve(req.tenant, req.resource, now)?;
-                let slot = self.requests.slot(&tenant, id, resource, req.amount, now)?;
+                let slot = {
+                    let registry = self.registry.load();
+                    let (tenant, resource) =
+                        Self::resolve(&registry, req.tenant, req.resource, now)?;
+                    self.requests.slot(&tenant, id, resource, req.amount, now)?
+                };
                 slot.run(|| self.acquire_once(req)).await
             }
             _ => self.acquire_once(req).await,
@@ -192,30 +212,36 @@ impl Admission {
             return Err(AdmissionError::Unavailable);
         }
         let now = self.clock.now();
-        let (tenant, resource) = self.resolve(req.tenant, req.resource, now)?;
-        let decision = self.decide(&tenant, resource, req.amount, req.lease, Scope::All, now)?;
-        if matches!(decision, Decision::Granted(_))
-            || req.max_wait.is_zero()
-            || resource.waiters.len() >= self.config.max_waiters
-        {
-            self.count(&tenant, resource, req.amount, &decision);
-            return Ok(decision);
-        }
-        let (reply, answer) = oneshot::channel();
-        let deadline = now.saturating_add(duration_to_nanos(req.max_wait));
-        resource.waiters.push(
-            Arc::clone(&tenant),
-            req.priority,
-            req.amount,
-            req.lease,
-            deadline,
-            reply,
-        );
+        let answer = {
+            let registry = self.registry.load();
+            let (tenant, resource) = Self::resolve(&registry, req.tenant, req.resource, now)?;
+            let decision =
+                self.decide(&tenant, resource, req.amount, req.lease, Scope::All, now)?;
+            if matches!(decision, Decision::Granted(_))
+                || req.max_wait.is_zero()
+                || resource.waiters.len() >= self.config.max_waiters
+            {
+                self.count(&tenant, resource, req.amount, &decision);
+                return Ok(decision);
+            }
+            let (reply, answer) = oneshot::channel();
+            let deadline = now.saturating_add(duration_to_nanos(req.max_wait));
+            resource.waiters.push(
+                Arc::clone(&tenant),
+                req.priority,
+                req.amount,
+                req.lease,
+                deadline,
+                reply,
+            );
+            answer
+        };
         // The dispatcher always answers; a dropped sender means it stopped.
         answer.await.unwrap_or(Err(AdmissionError::Unavailable))
     }
 
     /// Validates, then takes from the pools; records a lease when one is due.
+    #[inline]
     fn decide(
         &self,
         tenant: &Arc<Tenant>,
@@ -278,7 +304,7 @@ impl Admission {
             resource: resource.id,
             split,
             acquired_at: now,
-            expires_at: now.saturating_add(resource.lease_ttl),
+            expires_at: now.saturating_add(resource.lease_ttl()),
         })
     }
 
@@ -287,7 +313,10 @@ impl Admission {
     #[inline]
     fn count(&self, tenant: &Tenant, resource: &Resource, amount: u64, decision: &Decision) {
         if let Decision::Denied(_) = decision {
-            allotment(tenant, resource).counters.record_denial(amount);
+            allotment(tenant, resource)
+                .holdings
+                .counters
+                .record_denial(amount);
         }
     }
 
@@ -305,8 +334,9 @@ impl Admission {
     pub fn release(&self, lease_id: &str) -> Result<Released, AdmissionError> {
         let id = parse_lease(lease_id, "lease_id")?;
         let now = self.clock.now();
-        if let Some(lease) = self.end_lease(id, now) {
-            let resource = &self.registry.resources[lease.resource];
+        let registry = self.registry.load();
+        if let Some(lease) = self.end_lease(&registry, id, now) {
+            let resource = &registry.resources[lease.resource];
             self.observe_work(
                 &lease.tenant,
                 resource,
@@ -348,15 +378,18 @@ impl Admission {
         {
             resource.observe_hold(ns);
         }
-        allotment(tenant, resource).counters.record_work(hold, used);
+        allotment(tenant, resource)
+            .holdings
+            .counters
+            .record_work(hold, used);
     }
 
     /// Ends a held lease: concurrency units go back to their pools and the
     /// resource's waiters are woken. `None` if it was not held.
-    fn end_lease(&self, id: LeaseId, now: Nanos) -> Option<lease::Lease> {
+    fn end_lease(&self, registry: &Registry, id: LeaseId, now: Nanos) -> Option<lease::Lease> {
         let forget_at = now.saturating_add(duration_to_nanos(self.config.lease_tombstone));
         let lease = self.leases.end(id, forget_at)?;
-        let resource = &self.registry.resources[lease.resource];
+        let resource = &registry.resources[lease.resource];
         if resource.kind == Kind::Concurrency {
             take::give_back(
                 resource,
@@ -373,9 +406,10 @@ impl Admission {
     /// request ids. Returns the number of leases reclaimed.
     pub fn reap(&self, now: Nanos) -> usize {
         let expired = self.leases.expired(now);
+        let registry = self.registry.load();
         let reclaimed = expired
             .into_iter()
-            .filter(|id| self.end_lease(*id, now).is_some())
+            .filter(|id| self.end_lease(&registry, *id, now).is_some())
             .count();
         self.leases.forget(now);
         self.requests.forget(now);
@@ -398,23 +432,41 @@ impl Admission {
         size: u64,
     ) -> Result<u64, AdmissionError> {
         let now = self.clock.now();
-        let (tenant, resource) = self.resolve(tenant, resource, now)?;
-        Ok(self.registry.set_reserve(&tenant, resource, size, now))
+        let registry = self.registry.load_full();
+        let (tenant, resource) = Self::resolve(&registry, tenant, resource, now)?;
+        Ok(registry.set_reserve(&tenant, resource, size, now))
     }
 
-    /// Starts the background work: one waiter dispatcher per resource and
-    /// the lease reaper. All stop on `cancel`; waiters are then answered
-    /// UNAVAILABLE.
-    pub fn spawn(
-        self: &Arc<Self>,
-        cancel: CancellationToken,
-        reap_every: Duration,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks: Vec<_> = (0..self.registry.resources.len())
-            .map(|id| tokio::spawn(self.clone().dispatch(id, cancel.clone())))
-            .collect();
+    /// A resource the policy in force names.
+    pub fn resource_named(&self, name: &str) -> Option<Arc<Resource>> {
+        let registry = self.registry.load_full();
+        let id = registry.resource(name)?.id;
+        Some(registry.resources[id].clone())
+    }
+
+    /// A resource by id: ids are never reused, and a resource's object
+    /// outlives every policy that drops it.
+    fn resource(&self, id: usize) -> Arc<Resource> {
+        self.registry.load_full().resources[id].clone()
+    }
+
+    /// Starts the background work: one waiter dispatcher per resource
+    /// (and per resource a reload adds later) and the lease reaper. All
+    /// stop on `cancel`; waiters are then answered UNAVAILABLE. Wait on the
+    /// tracker (after `close`) to see them finish.
+    pub fn spawn(self: &Arc<Self>, cancel: CancellationToken, reap_every: Duration) -> TaskTracker {
+        let tracker = TaskTracker::new();
+        let background = Background {
+            runtime: tokio::runtime::Handle::current(),
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+        };
+        for id in 0..self.registry.load_full().resources.len() {
+            background.dispatch(self, id);
+        }
+        *self.background.lock().unwrap_or_else(|p| p.into_inner()) = Some(background);
         let me = self.clone();
-        tasks.push(tokio::spawn(async move {
+        tracker.spawn(async move {
             let mut every = tokio::time::interval(reap_every);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -428,13 +480,29 @@ impl Admission {
                     }
                 }
             }
-        }));
-        tasks
+        });
+        tracker
     }
 
     /// Refuses new waits from now on (shutdown).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Where background tasks run, kept so a reload can start more.
+struct Background {
+    runtime: tokio::runtime::Handle,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Background {
+    fn dispatch(&self, core: &Arc<Admission>, resource: usize) {
+        self.tracker.spawn_on(
+            core.clone().dispatch(resource, self.cancel.clone()),
+            &self.runtime,
+        );
     }
 }
 

@@ -1,8 +1,9 @@
 //! The compiled policy: resources and tenants interned once at load, so the
 //! hot path does one sharded-map lookup by tenant name and indexes the rest.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -14,7 +15,7 @@ use super::allotment::allotment;
 pub use super::counters::{Counters, Demand};
 use super::waiters::WaitQueue;
 use crate::clock::{NANOS_PER_SEC, Nanos, duration_to_nanos};
-use crate::policy::{Kind, LimitSpec, Policy, QosSpec, TenantSpec};
+use crate::policy::{Kind, LimitSpec, Policy, QosSpec, ResourceSpec, TenantSpec};
 use crate::pool::{Bucket, Pool, Units};
 
 /// A QoS class, resolved.
@@ -37,15 +38,17 @@ impl From<QosSpec> for Qos {
 
 /// One resource: its shared-pool tiers, and for concurrency a gate that
 /// holds the total so units held never exceed capacity, whatever the
-/// planner does to the tiers.
+/// planner does to the tiers. Created once per name and kept for the
+/// daemon's lifetime: a policy reload reconfigures it in place, so its
+/// pools, gate, waiters and leases carry over.
 #[derive(Debug)]
 pub struct Resource {
     pub id: usize,
     pub name: Arc<str>,
     pub kind: Kind,
-    pub capacity: u64,
-    pub emergency_units: u64,
-    pub lease_ttl: Nanos,
+    capacity: AtomicU64,
+    emergency_units: AtomicU64,
+    lease_ttl: AtomicU64,
     pub shared: Pool,
     pub emergency: Pool,
     pub gate: Option<Units>,
@@ -57,15 +60,18 @@ pub struct Resource {
     /// Report; feeds `retry_after` for concurrency resources.
     hold_ewma: AtomicU64,
     pub waiters: WaitQueue,
-    /// Serialises pool resizing (planner, defaults); never on the hot path.
+    /// Serialises pool resizing (planner, defaults, reload); never on the
+    /// hot path.
     sizing: std::sync::Mutex<()>,
 }
 
 impl Resource {
-    fn new(id: usize, name: &str, spec: &crate::policy::ResourceSpec, guaranteed: u64) -> Self {
-        let shared = spec.capacity - spec.emergency_units() - guaranteed;
+    /// A resource with full pools, `guaranteed` (Σ over tenants) carved
+    /// out of the shared one.
+    fn new(id: usize, name: &str, spec: &ResourceSpec, guaranteed: u64) -> Self {
         let emergency = spec.emergency_units();
-        let (shared, emergency, gate) = match spec.kind {
+        let shared = spec.capacity - emergency - guaranteed;
+        let (shared, emergency_pool, gate) = match spec.kind {
             Kind::Rate => (
                 Pool::Rate(Bucket::new(shared as f64, shared)),
                 Pool::Rate(Bucket::new(emergency as f64, emergency)),
@@ -82,11 +88,11 @@ impl Resource {
             id,
             name: name.into(),
             kind: spec.kind,
-            capacity: spec.capacity,
-            emergency_units: spec.emergency_units(),
-            lease_ttl: ttl,
+            capacity: AtomicU64::new(spec.capacity),
+            emergency_units: AtomicU64::new(emergency),
+            lease_ttl: AtomicU64::new(ttl),
             shared,
-            emergency,
+            emergency: emergency_pool,
             gate,
             guaranteed_total: AtomicU64::new(guaranteed),
             reserve_total: AtomicU64::new(0),
@@ -96,9 +102,32 @@ impl Resource {
         }
     }
 
+    fn lock_sizing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.sizing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Capacity: tokens/s (rate) or units held at once (concurrency).
+    pub fn capacity(&self) -> u64 {
+        self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Held for QoS classes with emergency access.
+    pub fn emergency_units(&self) -> u64 {
+        self.emergency_units.load(Ordering::Relaxed)
+    }
+
+    pub fn lease_ttl(&self) -> Nanos {
+        self.lease_ttl.load(Ordering::Relaxed)
+    }
+
+    /// Capacity outside the emergency pool: `C − emergency`.
+    pub fn room(&self) -> u64 {
+        self.capacity().saturating_sub(self.emergency_units())
+    }
+
     /// What is left for the shared pool: `C − Σg − Σr − emergency`.
     fn unallocated(&self) -> u64 {
-        (self.capacity - self.emergency_units)
+        self.room()
             .saturating_sub(self.guaranteed_total.load(Ordering::Relaxed))
             .saturating_sub(self.reserve_total.load(Ordering::Relaxed))
     }
@@ -124,13 +153,47 @@ impl Resource {
 
     /// What reserves may share: `C − Σg − emergency`.
     pub fn reservable(&self) -> u64 {
-        (self.capacity - self.emergency_units)
+        self.room()
             .saturating_sub(self.guaranteed_total.load(Ordering::Relaxed))
     }
 
     /// Units held at once, across all tiers (concurrency only).
     pub fn held(&self) -> u64 {
         self.gate.as_ref().map_or(0, Units::held)
+    }
+
+    /// Sets a reserve pool's size, keeping `reserve_total` in step; the
+    /// caller holds the sizing lock and resizes the shared pool after.
+    fn set_reserve_size(&self, reserve: &Pool, size: u64, now: Nanos) {
+        let current = reserve.size() as u64;
+        self.reserve_total.fetch_add(size, Ordering::Relaxed);
+        self.reserve_total.fetch_sub(current, Ordering::Relaxed);
+        reserve.resize(size as f64, size, now);
+    }
+
+    /// Puts a (re)loaded spec in force: capacity, emergency, lease TTL and
+    /// the guarantees `guaranteed` (Σ over tenants); the shared pool takes
+    /// what is left. Reserves were made to fit before.
+    fn configure(&self, spec: &ResourceSpec, guaranteed: u64, now: Nanos) {
+        let _sizing = self.lock_sizing();
+        let emergency = spec.emergency_units();
+        self.capacity.store(spec.capacity, Ordering::Relaxed);
+        self.emergency_units.store(emergency, Ordering::Relaxed);
+        self.lease_ttl
+            .store(duration_to_nanos(spec.lease_ttl()), Ordering::Relaxed);
+        self.guaranteed_total.store(guaranteed, Ordering::Relaxed);
+        // Shrink before grow, so the sum of rates never exceeds capacity.
+        if (emergency as f64) < self.emergency.size() {
+            self.emergency.resize(emergency as f64, emergency, now);
+            self.resize_shared(now);
+        } else {
+            self.resize_shared(now);
+            self.emergency.resize(emergency as f64, emergency, now);
+        }
+        if let Some(gate) = &self.gate {
+            gate.set_limit(spec.capacity);
+        }
+        self.waiters.wake();
     }
 }
 
@@ -167,84 +230,162 @@ impl std::ops::Deref for TenantRef<'_> {
     }
 }
 
-/// Resources and tenants of the policy in force.
+/// Resources and tenants of one policy. Immutable once built: a reload
+/// builds the next one from it (keeping every pool's state by name) and the
+/// core swaps it in whole.
 pub struct Registry {
-    pub resources: Box<[Resource]>,
-    resource_ids: std::collections::HashMap<Arc<str>, usize, RandomState>,
+    /// Every resource a policy in force has had, at its id. Those the
+    /// current policy dropped stay for the leases and waiters they hold,
+    /// but are no longer found by name.
+    pub resources: Box<[Arc<Resource>]>,
+    /// The resources the policy names.
+    live: Box<[Arc<Resource>]>,
+    resource_ids: HashMap<Arc<str>, usize, RandomState>,
     /// Tenants the policy lists: read-only after load, so the hot path's
     /// lookup takes no lock.
-    listed: std::collections::HashMap<Arc<str>, Arc<Tenant>, RandomState>,
+    listed: HashMap<Arc<str>, Arc<Tenant>, RandomState>,
     /// Tenants created from `defaults` on first use.
     created: DashMap<Arc<str>, Arc<Tenant>, RandomState>,
     defaults: Option<(TenantSpec, Qos)>,
     max_default_tenants: usize,
     default_tenants: AtomicUsize,
     next_tenant_id: AtomicU64,
-    qos: std::collections::BTreeMap<String, QosSpec>,
+    qos: BTreeMap<String, QosSpec>,
+    /// Creation from defaults and a reload exclude each other, so no tenant
+    /// is created in a registry a reload has already copied.
+    creating: Mutex<()>,
+    /// The registry that replaced this one: late creations go there.
+    successor: OnceLock<Arc<Registry>>,
 }
 
 impl Registry {
     /// Builds pools for a validated policy.
     pub fn new(policy: &Policy, max_default_tenants: usize) -> Self {
+        Self::build(policy, max_default_tenants, None, 0)
+    }
+
+    /// The registry of `policy`. With `previous` (a reload), resources and
+    /// tenants keep their state by name: pools are resized in place, those
+    /// that shrink first, so the sum of pool rates never exceeds capacity.
+    pub(super) fn build(
+        policy: &Policy,
+        max_default_tenants: usize,
+        previous: Option<&Registry>,
+        now: Nanos,
+    ) -> Self {
         let qos = policy.qos_classes();
-        let resources: Box<[Resource]> = policy
-            .resources
-            .iter()
-            .enumerate()
-            .map(|(id, (name, spec))| {
-                let g: u64 = policy
-                    .tenants
-                    .values()
-                    .filter_map(|t| t.limits.get(name))
-                    .map(|l| l.guaranteed)
-                    .sum();
-                Resource::new(id, name, spec, g)
-            })
-            .collect();
-        let resource_ids = resources.iter().map(|r| (r.name.clone(), r.id)).collect();
         let defaults = policy
             .defaults
             .as_ref()
             .map(|d| (d.clone(), Qos::from(qos[&d.qos])));
+        let carried = previous.map_or_else(Vec::new, |p| p.carried(policy, max_default_tenants));
+        // Σ guaranteed per resource: listed tenants and carried ones.
+        let guaranteed: HashMap<&str, u64> = policy
+            .resources
+            .keys()
+            .map(|name| {
+                let listed = policy.guaranteed_on(name);
+                let per_default = defaults
+                    .as_ref()
+                    .and_then(|(d, _)| d.limits.get(name))
+                    .map_or(0, |l| l.guaranteed);
+                (name.as_str(), listed + per_default * carried.len() as u64)
+            })
+            .collect();
+        if let Some(p) = previous {
+            p.shrink_for(policy, &carried, &guaranteed, now);
+        }
+        let mut resources = previous.map_or_else(Vec::new, |p| p.resources.to_vec());
+        let mut live = Vec::new();
+        for (name, spec) in &policy.resources {
+            let g = guaranteed[name.as_str()];
+            let r = match resources.iter().find(|r| *r.name == **name) {
+                Some(r) => {
+                    r.configure(spec, g, now);
+                    r.clone()
+                }
+                None => {
+                    let r = Arc::new(Resource::new(resources.len(), name, spec, g));
+                    resources.push(r.clone());
+                    r
+                }
+            };
+            live.push(r);
+        }
+        let resource_ids = live.iter().map(|r| (r.name.clone(), r.id)).collect();
         let mut registry = Self {
-            resources,
+            resources: resources.into(),
+            live: live.into(),
             resource_ids,
             listed: Default::default(),
             created: DashMap::with_hasher(RandomState::default()),
             defaults,
             max_default_tenants,
-            default_tenants: AtomicUsize::new(0),
-            next_tenant_id: AtomicU64::new(0),
+            default_tenants: AtomicUsize::new(carried.len()),
+            next_tenant_id: AtomicU64::new(
+                previous.map_or(0, |p| p.next_tenant_id.load(Ordering::Relaxed)),
+            ),
             qos,
+            creating: Mutex::new(()),
+            successor: OnceLock::new(),
         };
         let listed = policy
             .tenants
             .iter()
             .map(|(name, spec)| {
-                let tenant = registry.build_tenant(name, spec, false);
+                let before = previous.and_then(|p| p.existing_tenant(name));
+                let tenant = registry.build_tenant(name, spec, false, before.as_deref(), now);
                 (tenant.name.clone(), Arc::new(tenant))
             })
             .collect();
         registry.listed = listed;
+        if let Some((spec, _)) = &registry.defaults {
+            for before in &carried {
+                let tenant = registry.build_tenant(&before.name, spec, true, Some(before), now);
+                registry
+                    .created
+                    .insert(tenant.name.clone(), Arc::new(tenant));
+            }
+        }
         registry
     }
 
-    fn build_tenant(&self, name: &str, spec: &TenantSpec, from_defaults: bool) -> Tenant {
+    /// A tenant's allotments under `spec`. `before`: the same tenant under
+    /// the previous policy, whose pools it keeps (grown here if the new
+    /// limits are larger; shrinks were made before).
+    fn build_tenant(
+        &self,
+        name: &str,
+        spec: &TenantSpec,
+        from_defaults: bool,
+        before: Option<&Tenant>,
+        now: Nanos,
+    ) -> Tenant {
         let qos = Qos::from(self.qos[&spec.qos]);
         let allotments = self
             .resources
             .iter()
             .map(|r| {
-                let limit = spec.limits.get(&*r.name).cloned().unwrap_or(LimitSpec {
-                    guaranteed: 0,
-                    burst: None,
-                    reserve: None,
+                let kept = before.and_then(|t| t.allotments.get(r.id));
+                if !self.is_live(r) {
+                    // Dropped by the policy: kept as it was for its leases.
+                    return kept
+                        .cloned()
+                        .unwrap_or_else(|| allotment(r, LimitSpec::default(), qos, None));
+                }
+                let limit = spec.limits.get(&*r.name).cloned().unwrap_or_default();
+                let holdings = kept.map(|a| {
+                    a.holdings.fit(r.kind, &limit, now);
+                    a.holdings.clone()
                 });
-                allotment(r, limit, qos)
+                allotment(r, limit, qos, holdings)
             })
             .collect();
         Tenant {
-            id: self.next_tenant_id.fetch_add(1, Ordering::Relaxed),
+            id: before.map_or_else(
+                || self.next_tenant_id.fetch_add(1, Ordering::Relaxed),
+                |t| t.id,
+            ),
             name: name.into(),
             qos_name: spec.qos.as_str().into(),
             qos,
@@ -254,22 +395,31 @@ impl Registry {
         }
     }
 
+    fn is_live(&self, r: &Resource) -> bool {
+        self.resource_ids.get(&*r.name) == Some(&r.id)
+    }
+
     #[inline]
     pub fn resource(&self, name: &str) -> Option<&Resource> {
         // A policy names a handful of resources: comparing names beats
         // hashing one.
-        if self.resources.len() <= 8 {
-            return self.resources.iter().find(|r| *r.name == *name);
+        if self.live.len() <= 8 {
+            return self.live.iter().find(|r| *r.name == *name).map(|r| &**r);
         }
-        self.resource_ids.get(name).map(|&i| &self.resources[i])
+        self.resource_ids.get(name).map(|&i| &*self.resources[i])
+    }
+
+    /// The resources the policy names, in name order.
+    pub fn live(&self) -> &[Arc<Resource>] {
+        &self.live
     }
 
     pub fn resource_names(&self) -> impl Iterator<Item = &str> {
-        self.resources.iter().map(|r| &*r.name)
+        self.live.iter().map(|r| &*r.name)
     }
 
     /// A listed tenant, or one created from `defaults` on first use.
-    #[inline]
+    #[inline(always)]
     pub fn tenant(&self, name: &str, now: Nanos) -> Result<TenantRef<'_>, AdmissionError> {
         if let Some(t) = self.listed.get(name) {
             return Ok(TenantRef::Listed(t));
@@ -297,6 +447,17 @@ impl Registry {
             .collect()
     }
 
+    /// Holds off creations from defaults while a reload copies this
+    /// registry; `replaced_by` ends it.
+    pub(super) fn hold_creations(&self) -> MutexGuard<'_, ()> {
+        self.creating.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the registry that replaced this one.
+    pub(super) fn replaced_by(&self, next: Arc<Registry>) {
+        let _ = self.successor.set(next);
+    }
+
     #[cold]
     fn create_from_defaults(&self, name: &str, now: Nanos) -> Result<Arc<Tenant>, AdmissionError> {
         let Some((spec, _)) = &self.defaults else {
@@ -306,46 +467,143 @@ impl Registry {
         };
         crate::policy::check_name(name)
             .map_err(|reason| AdmissionError::InvalidArgument(format!("tenant: {reason}")))?;
+        let _creating = self.hold_creations();
+        if let Some(next) = self.successor.get() {
+            // A reload replaced this registry while we looked it up.
+            drop(_creating);
+            return next.tenant(name, now).map(|t| Arc::clone(&t));
+        }
+        if let Some(t) = self.created.get(name) {
+            return Ok(t.clone());
+        }
         if self.default_tenants.load(Ordering::Relaxed) >= self.max_default_tenants {
             return Err(AdmissionError::ResourceExhausted(format!(
                 "tenant: {name:?} would exceed the {} tenants the daemon creates from defaults",
                 self.max_default_tenants
             )));
         }
-        match self.created.entry(name.into()) {
-            dashmap::Entry::Occupied(e) => Ok(e.get().clone()),
-            dashmap::Entry::Vacant(slot) => {
-                // Carve the default guarantees out of the shared pools, all
-                // or none, so Σ guaranteed never exceeds what is left.
-                let mut carved: Vec<(&Resource, u64)> = Vec::new();
-                for r in self.resources.iter() {
-                    let g = spec.limits.get(&*r.name).map_or(0, |l| l.guaranteed);
-                    if g == 0 {
-                        continue;
-                    }
-                    let _guard = r.sizing.lock().unwrap_or_else(|p| p.into_inner());
-                    if r.unallocated() < g {
-                        drop(_guard);
-                        for (r, g) in carved {
-                            let _guard = r.sizing.lock().unwrap_or_else(|p| p.into_inner());
-                            r.guaranteed_total.fetch_sub(g, Ordering::Relaxed);
-                            r.resize_shared(now);
-                        }
-                        return Err(AdmissionError::ResourceExhausted(format!(
-                            "tenant: cannot guarantee {g} of {} to new tenant {name:?}: \
-                             only {} is unallocated",
-                            r.name,
-                            r.unallocated()
-                        )));
-                    }
-                    r.guaranteed_total.fetch_add(g, Ordering::Relaxed);
+        // Carve the default guarantees out of the shared pools, all or
+        // none, so Σ guaranteed never exceeds what is left.
+        let mut carved: Vec<(&Resource, u64)> = Vec::new();
+        for r in self.live.iter() {
+            let g = spec.limits.get(&*r.name).map_or(0, |l| l.guaranteed);
+            if g == 0 {
+                continue;
+            }
+            let sizing = r.lock_sizing();
+            if r.unallocated() < g {
+                drop(sizing);
+                for (r, g) in carved {
+                    let _sizing = r.lock_sizing();
+                    r.guaranteed_total.fetch_sub(g, Ordering::Relaxed);
                     r.resize_shared(now);
-                    carved.push((r, g));
                 }
-                let tenant = Arc::new(self.build_tenant(name, spec, true));
-                self.default_tenants.fetch_add(1, Ordering::Relaxed);
-                slot.insert(tenant.clone());
-                Ok(tenant)
+                return Err(AdmissionError::ResourceExhausted(format!(
+                    "tenant: cannot guarantee {g} of {} to new tenant {name:?}: \
+                     only {} is unallocated",
+                    r.name,
+                    r.unallocated()
+                )));
+            }
+            r.guaranteed_total.fetch_add(g, Ordering::Relaxed);
+            r.resize_shared(now);
+            carved.push((r, g));
+        }
+        let tenant = Arc::new(self.build_tenant(name, spec, true, None, now));
+        self.default_tenants.fetch_add(1, Ordering::Relaxed);
+        self.created.insert(tenant.name.clone(), tenant.clone());
+        Ok(tenant)
+    }
+
+    /// Tenants created from defaults that a reload to `policy` keeps: all
+    /// the policy does not list, while it has defaults, oldest first, as
+    /// many as the new guarantees leave room for.
+    fn carried(&self, policy: &Policy, max_default_tenants: usize) -> Vec<Arc<Tenant>> {
+        let Some(defaults) = &policy.defaults else {
+            return Vec::new();
+        };
+        let mut room = max_default_tenants;
+        for (name, spec) in &policy.resources {
+            let g = defaults.limits.get(name).map_or(0, |l| l.guaranteed);
+            if g == 0 {
+                continue;
+            }
+            let free = spec.room().saturating_sub(policy.guaranteed_on(name));
+            room = room.min((free / g) as usize);
+        }
+        let mut carried: Vec<Arc<Tenant>> = self
+            .created
+            .iter()
+            .filter(|e| !policy.tenants.contains_key(&**e.key()))
+            .map(|e| e.value().clone())
+            .collect();
+        carried.sort_by_key(|t| t.id);
+        carried.truncate(room);
+        carried
+    }
+
+    /// Before a reload to `policy`: shrinks every pool the new policy makes
+    /// smaller, so what grows after finds the room. Guarantees cut shrink;
+    /// tenants or resources dropped lose their pools (their leases still
+    /// give back, and the gate keeps units held within capacity); reserves
+    /// are cut to their new cap, or all to 0 on a resource whose new
+    /// guarantees leave them no room (the planner sizes them again next
+    /// tick).
+    fn shrink_for(
+        &self,
+        policy: &Policy,
+        carried: &[Arc<Tenant>],
+        guaranteed: &HashMap<&str, u64>,
+        now: Nanos,
+    ) {
+        let crowded: Vec<bool> = self
+            .resources
+            .iter()
+            .map(|r| {
+                policy.resources.get(&*r.name).is_some_and(|spec| {
+                    guaranteed[&*r.name] + r.reserve_total.load(Ordering::Relaxed) > spec.room()
+                })
+            })
+            .collect();
+        for before in self.tenants() {
+            let spec = policy.tenants.get(&*before.name).or_else(|| {
+                carried
+                    .iter()
+                    .any(|t| t.id == before.id)
+                    .then_some(policy.defaults.as_ref())
+                    .flatten()
+            });
+            for r in self.resources.iter() {
+                let a = &before.allotments[r.id];
+                let Some(rspec) = policy.resources.get(&*r.name) else {
+                    a.holdings.guaranteed.resize(0.0, 0, now);
+                    let _sizing = r.lock_sizing();
+                    r.set_reserve_size(&a.holdings.reserve, 0, now);
+                    continue;
+                };
+                let limit = spec.map(|s| s.limits.get(&*r.name).cloned().unwrap_or_default());
+                let _sizing = r.lock_sizing();
+                let cap = match &limit {
+                    None => {
+                        a.holdings.guaranteed.resize(0.0, 0, now);
+                        0
+                    }
+                    Some(l) => {
+                        if l.guaranteed <= a.limit.guaranteed && l.depth() <= a.limit.depth() {
+                            a.holdings.fit(r.kind, l, now);
+                        }
+                        match &l.reserve {
+                            _ if crowded[r.id] => 0,
+                            None => 0,
+                            Some(res) => {
+                                res.max.unwrap_or(rspec.room().saturating_sub(l.guaranteed))
+                            }
+                        }
+                    }
+                };
+                if (a.holdings.reserve.size() as u64) > cap {
+                    r.set_reserve_size(&a.holdings.reserve, cap, now);
+                }
             }
         }
     }
@@ -355,11 +613,11 @@ impl Registry {
     /// shrinks or grows by the same amount. Returns the size applied.
     pub fn set_reserve(&self, tenant: &Tenant, resource: &Resource, size: u64, now: Nanos) -> u64 {
         let a = &tenant.allotments[resource.id];
-        let _guard = resource.sizing.lock().unwrap_or_else(|p| p.into_inner());
-        let current = a.reserve.size() as u64;
+        let _sizing = resource.lock_sizing();
+        let current = a.holdings.reserve.size() as u64;
         let room = resource.unallocated() + current;
         let mut size = size.min(room).min(a.max_reserve(resource));
-        if let Pool::Concurrency(units) = &a.reserve {
+        if let Pool::Concurrency(units) = &a.holdings.reserve {
             // Units in use come back on Release; until then the reserve
             // keeps them, or shared would hand them out a second time.
             size = size.max(units.held().min(current));
@@ -371,17 +629,17 @@ impl Registry {
         // growing one (rate pools), so resizing every tick wastes nothing
         // and creates nothing.
         let (from, to) = if size < current {
-            (&a.reserve, &resource.shared)
+            (&a.holdings.reserve, &resource.shared)
         } else {
-            (&resource.shared, &a.reserve)
+            (&resource.shared, &a.holdings.reserve)
         };
         let held = from.available(now);
         if size < current {
-            a.reserve.resize(size as f64, size, now);
+            a.holdings.reserve.resize(size as f64, size, now);
             resource.resize_shared(now);
         } else {
             resource.resize_shared(now);
-            a.reserve.resize(size as f64, size, now);
+            a.holdings.reserve.resize(size as f64, size, now);
         }
         if resource.kind == Kind::Rate {
             to.put_back(held.saturating_sub(from.available(now)), now);
@@ -391,6 +649,6 @@ impl Registry {
     }
 
     pub fn lease_ttl(&self, resource: &Resource) -> Duration {
-        Duration::from_nanos(resource.lease_ttl)
+        Duration::from_nanos(resource.lease_ttl())
     }
 }

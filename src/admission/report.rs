@@ -60,9 +60,10 @@ impl Admission {
 
     fn report_one(&self, entry: &ReportEntry<'_>) -> Result<(), AdmissionError> {
         let now = self.clock.now();
+        let registry = self.registry.load();
         let Some(lease_text) = entry.lease_id.filter(|s| !s.is_empty()) else {
             // No grant to settle: history only.
-            let (tenant, resource) = self.resolve(entry.tenant, entry.resource, now)?;
+            let (tenant, resource) = Self::resolve(&registry, entry.tenant, entry.resource, now)?;
             self.observe_work(&tenant, resource, hold(entry), Some(entry.used));
             return Ok(());
         };
@@ -78,7 +79,7 @@ impl Admission {
                 )));
             }
         };
-        let resource = &self.registry.resources[lease.resource];
+        let resource = &registry.resources[lease.resource];
         if (!entry.tenant.is_empty() && entry.tenant != &*lease.tenant.name)
             || (!entry.resource.is_empty() && entry.resource != &*resource.name)
         {
@@ -96,7 +97,7 @@ impl Admission {
             }
             Kind::Rate => {
                 // End the lease first: if another Report raced us, it wins.
-                let Some(lease) = self.end_lease(id, now) else {
+                let Some(lease) = self.end_lease(&registry, id, now) else {
                     return Err(AdmissionError::InvalidArgument(format!(
                         "lease_id: lease {lease_text:?} was already settled or released"
                     )));
@@ -121,7 +122,7 @@ impl Admission {
                 } else if entry.used > acquired {
                     let debt = entry.used - acquired;
                     let pool = if a.limit.guaranteed > 0 || !lease.tenant.qos.borrow {
-                        &a.guaranteed
+                        &a.holdings.guaranteed
                     } else {
                         &resource.shared
                     };

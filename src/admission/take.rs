@@ -66,7 +66,7 @@ pub fn take(
             if let Some(gate) = &resource.gate {
                 remaining = remaining.min(gate.available());
             }
-            allotment.counters.record_grant(&split, tier, got);
+            allotment.holdings.counters.record_grant(&split, tier, got);
             return Take::Paid { split, remaining };
         }
     }

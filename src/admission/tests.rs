@@ -161,11 +161,11 @@ fn defaults_create_tenants_by_carving_their_guarantee_out_of_shared() {
     let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
     let core = core_with(&yaml, clock.clone());
     let now = clock.now();
-    let shared_before = core.registry().resource("db").unwrap().shared.size();
+    let shared_before = core.resource_named("db").unwrap().shared.size();
     assert_eq!(shared_before, 700.0);
     granted(core.try_acquire(&req("new1", "db", 300), now));
     granted(core.try_acquire(&req("new2", "db", 300), now));
-    assert_eq!(core.registry().resource("db").unwrap().shared.size(), 100.0);
+    assert_eq!(core.resource_named("db").unwrap().shared.size(), 100.0);
     match core.try_acquire(&req("new3", "db", 1), now) {
         Err(AdmissionError::ResourceExhausted(m)) => {
             assert!(m.contains("cannot guarantee 300 of db"), "{m}")
@@ -233,7 +233,8 @@ fn held_units_never_exceed_capacity_even_when_a_reserve_shrinks() {
     assert_eq!(core.set_reserve("plat", "slots", 0).unwrap(), 2);
     denied(core.try_acquire(&req("plat", "slots", 1), now));
     granted(core.try_acquire(&req("bronze", "slots", 1), now));
-    let slots = core.registry().resource("slots").unwrap();
+    let registry = core.registry();
+    let slots = registry.resource("slots").unwrap();
     assert_eq!(slots.held(), 10);
     for l in leases {
         core.release(&l.to_string()).unwrap();
@@ -404,7 +405,8 @@ async fn a_waiter_is_woken_by_a_release() {
             core.acquire(&r).await
         })
     };
-    let slots = core.registry().resource("slots").unwrap();
+    let registry = core.registry();
+    let slots = registry.resource("slots").unwrap();
     while slots.waiters.is_empty() {
         tokio::task::yield_now().await;
     }
@@ -436,7 +438,8 @@ async fn waiters_are_served_by_qos_class_then_priority_then_arrival() {
             // Done with the slot: the next waiter's turn.
             core.release(&g.lease.unwrap().to_string()).unwrap();
         }));
-        let slots = core.registry().resource("slots").unwrap();
+        let registry = core.registry();
+        let slots = registry.resource("slots").unwrap();
         while slots.waiters.len() < tasks.len() {
             tokio::task::yield_now().await;
         }
@@ -492,21 +495,14 @@ async fn shutdown_answers_waiters_unavailable() {
             core.acquire(&r).await
         })
     };
-    while core
-        .registry()
-        .resource("slots")
-        .unwrap()
-        .waiters
-        .is_empty()
-    {
+    while core.resource_named("slots").unwrap().waiters.is_empty() {
         tokio::task::yield_now().await;
     }
     core.close();
     cancel.cancel();
     assert_eq!(waiter.await.unwrap(), Err(AdmissionError::Unavailable));
-    for t in tasks {
-        t.await.unwrap();
-    }
+    tasks.close();
+    tasks.wait().await;
 }
 
 #[test]
@@ -518,19 +514,19 @@ fn demand_counters_fold_requests_tokens_and_tiers_once() {
     granted(core.try_acquire(&req("plat", "db", 150), now)); // reserve 100 + guaranteed 50
     granted(core.try_acquire(&req("plat", "db", 10), now)); // guaranteed
     let t = core.registry().existing_tenant("plat").unwrap();
-    let db = core.registry().resource("db").unwrap();
-    let d = t.allotments[db.id].counters.fold();
+    let db = core.resource_named("db").unwrap();
+    let d = t.allotments[db.id].holdings.counters.fold();
     assert_eq!((d.requests, d.asked, d.denials, d.denied), (2, 160, 0, 0));
     assert_eq!(d.by_tier, [100, 60, 0, 0]);
     assert_eq!(
-        t.allotments[db.id].counters.fold(),
+        t.allotments[db.id].holdings.counters.fold(),
         Demand::default(),
         "a fold resets"
     );
     granted(core.try_acquire(&req("bronze", "db", 50), now));
     denied(core.try_acquire(&req("bronze", "db", 5), now));
     let b = core.registry().existing_tenant("bronze").unwrap();
-    let d = b.allotments[db.id].counters.fold();
+    let d = b.allotments[db.id].holdings.counters.fold();
     assert_eq!(
         (d.requests, d.asked, d.denials, d.denied, d.granted()),
         (2, 55, 1, 5, 50)

@@ -147,18 +147,31 @@ impl super::Admission {
         cancel: tokio_util::sync::CancellationToken,
     ) {
         use super::take::Scope;
-        let queue = &self.registry.resources[resource].waiters;
+        // A resource's object outlives every reload, and so does its queue.
+        let r = self.resource(resource);
+        let queue = &r.waiters;
         loop {
             let now = self.clock.now();
-            let r = &self.registry.resources[resource];
+            let registry = self.registry.load_full();
+            let r = &*r;
             let mut next: Option<Nanos> = None;
             let mut keep = Vec::new();
             // Once a borrowing waiter is blocked, those ranked below it may
             // only use their own pools: shared tokens go to the best first.
             let mut scope = Scope::All;
-            for w in queue.drain() {
+            for mut w in queue.drain() {
                 if w.reply.is_closed() {
                     continue; // the caller went away
+                }
+                // Served under the policy in force: a reload may have
+                // changed the tenant's limits, or removed it.
+                match registry.tenant(&w.tenant.name, now) {
+                    Ok(t) if !Arc::ptr_eq(&t, &w.tenant) => w.tenant = Arc::clone(&t),
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = w.reply.send(Err(e));
+                        continue;
+                    }
                 }
                 let decision = self.decide(&w.tenant, r, w.amount, w.lease, scope, now);
                 match decision {
@@ -189,6 +202,7 @@ impl super::Admission {
                 }
             }
             queue.restore(keep);
+            drop(registry);
             let sleep =
                 next.map(|at| std::time::Duration::from_nanos(at.saturating_sub(now).max(100_000)));
             tokio::select! {
@@ -213,7 +227,7 @@ impl super::Admission {
     fn undo(&self, r: &super::Resource, tenant: &Tenant, grant: &super::Grant, now: Nanos) {
         match grant.lease {
             Some(id) => {
-                let _ = self.end_lease(id, now);
+                let _ = self.end_lease(&self.registry.load(), id, now);
                 if r.kind == crate::policy::Kind::Rate {
                     super::take::give_back(r, &tenant.allotments[r.id], &grant.split, now);
                 }

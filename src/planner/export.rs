@@ -26,7 +26,9 @@ impl Planner {
                 resource: r.name.to_string(),
             };
             let a = &s.tenant.allotments[s.resource];
-            m.reserve.get_or_create(&series).set(a.reserve.size());
+            m.reserve
+                .get_or_create(&series)
+                .set(a.holdings.reserve.size());
             m.forecast_mean.get_or_create(&series).set(s.next.mean);
             m.forecast_upper.get_or_create(&series).set(s.next.upper);
             let accuracy = s.forecaster.accuracy();
@@ -34,7 +36,10 @@ impl Planner {
                 .get_or_create(&series)
                 .set(accuracy.coverage);
             m.forecast_error.get_or_create(&series).set(accuracy.mase);
-            for (pool, p) in [("reserve", &a.reserve), ("guaranteed", &a.guaranteed)] {
+            for (pool, p) in [
+                ("reserve", &a.holdings.reserve),
+                ("guaranteed", &a.holdings.guaranteed),
+            ] {
                 let labels = metrics::Paid {
                     tenant: s.label.clone(),
                     resource: r.name.to_string(),
@@ -45,7 +50,7 @@ impl Planner {
                     .set(p.available(now) as f64);
             }
         }
-        for r in registry.resources.iter() {
+        for r in registry.live() {
             for (pool, p) in [("shared", &r.shared), ("emergency", &r.emergency)] {
                 let labels = metrics::Paid {
                     tenant: String::new(),
@@ -92,7 +97,7 @@ impl Planner {
                 ForecastView {
                     tenant: s.tenant.name.clone(),
                     resource: r.name.clone(),
-                    reserve: s.tenant.allotments[s.resource].reserve.size() as u64,
+                    reserve: s.tenant.allotments[s.resource].holdings.reserve.size() as u64,
                     demand: s.last_demand,
                     model: s.forecaster.model(first).as_str(),
                     seasons: s.forecaster.seasons().to_vec(),
@@ -102,6 +107,49 @@ impl Planner {
             );
         }
         self.published.send_replace(Arc::new(out));
+    }
+}
+
+/// Drops the gauges of series a reload ended, `(tenant label, resource)`,
+/// and of resources it removed, so dashboards do not show frozen values.
+/// Counters stay: they are totals, and `rate()` handles their end.
+pub(super) fn forget(m: &Metrics, series: &[(String, Arc<str>)], resources: &[String]) {
+    for (tenant, resource) in series {
+        if tenant == metrics::OTHER {
+            continue;
+        }
+        let s = metrics::Series {
+            tenant: tenant.clone(),
+            resource: resource.to_string(),
+        };
+        for family in [
+            &m.reserve,
+            &m.forecast_mean,
+            &m.forecast_upper,
+            &m.forecast_coverage,
+            &m.forecast_error,
+        ] {
+            family.remove(&s);
+        }
+        for pool in ["reserve", "guaranteed"] {
+            m.pool_tokens.remove(&metrics::Paid {
+                tenant: tenant.clone(),
+                resource: resource.to_string(),
+                pool,
+            });
+        }
+    }
+    for resource in resources {
+        for pool in ["shared", "emergency"] {
+            m.pool_tokens.remove(&metrics::Paid {
+                tenant: String::new(),
+                resource: resource.clone(),
+                pool,
+            });
+        }
+        m.waiters.remove(&metrics::OfResource {
+            resource: resource.clone(),
+        });
     }
 }
 

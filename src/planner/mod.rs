@@ -147,6 +147,9 @@ pub struct Planner {
     metrics: Option<Arc<Metrics>>,
     /// Leases reclaimed as of the last tick (the metric counts the rest).
     reclaimed: u64,
+    /// Bumped when a reload reorders `series` (refits in flight for the
+    /// old order are discarded).
+    epoch: u64,
 }
 
 /// A source of known-future demand bands: `(tenant, resource, now,
@@ -175,6 +178,7 @@ impl Planner {
             oracle: None,
             metrics: None,
             reclaimed: 0,
+            epoch: 0,
         }
     }
 
@@ -247,19 +251,19 @@ impl Planner {
                 if !self.known.insert((tenant.id, resource)) {
                     continue;
                 }
-                let spec = allotment.limit.reserve.as_ref();
                 let name = &self.core.registry().resources[resource].name;
                 let history = self
                     .restored
                     .remove(&(tenant.name.to_string(), name.to_string()))
                     .unwrap_or_default();
+                let (quantile, seasons, horizon) = reserve_settings(allotment);
                 self.series.push(Series {
                     tenant: tenant.clone(),
                     resource,
                     history,
-                    forecaster: Forecaster::new(spec.map_or(0.95, |r| r.quantile)),
-                    seasons: spec.map(|r| r.season_minutes()).unwrap_or_default(),
-                    horizon: spec.map_or(Duration::from_secs(30), |r| r.horizon),
+                    forecaster: Forecaster::new(quantile),
+                    seasons,
+                    horizon,
                     last_fit: None,
                     fitting: false,
                     last_demand: 0.0,
@@ -273,6 +277,51 @@ impl Planner {
         }
     }
 
+    /// Puts a new policy in force, between ticks: the daemon's reloads come
+    /// here, so a reload never races the sizing of reserves. The core swaps
+    /// its registry (see [`Admission::reload`]); series follow their
+    /// tenants by name, keeping their history and taking the new reserve
+    /// settings; series of tenants and resources the policy dropped end.
+    pub fn reload(
+        &mut self,
+        policy: &Policy,
+        origin: &str,
+    ) -> Result<crate::admission::Reloaded, crate::policy::PolicyError> {
+        let reloaded = self.core.reload(policy, origin)?;
+        self.events = policy.events.clone();
+        let registry = self.core.registry();
+        let live: HashSet<usize> = registry.live().iter().map(|r| r.id).collect();
+        let known = &mut self.known;
+        let mut ended = Vec::new();
+        self.series.retain_mut(|s| {
+            let current = live
+                .contains(&s.resource)
+                .then(|| registry.existing_tenant(&s.tenant.name))
+                .flatten();
+            let Some(tenant) = current else {
+                known.remove(&(s.tenant.id, s.resource));
+                ended.push((s.label.clone(), registry.resources[s.resource].name.clone()));
+                return false;
+            };
+            let (quantile, seasons, horizon) = reserve_settings(&tenant.allotments[s.resource]);
+            if seasons != s.seasons {
+                s.seasons = seasons;
+                s.last_fit = None;
+            }
+            s.forecaster.set_level(quantile);
+            s.horizon = horizon;
+            s.tenant = tenant;
+            s.fitting = false;
+            true
+        });
+        self.epoch += 1;
+        self.sync_series();
+        if let Some(m) = &self.metrics {
+            export::forget(m, &ended, &reloaded.resources_removed);
+        }
+        Ok(reloaded)
+    }
+
     /// One tick at `now`: fold, forecast, resize, publish.
     pub fn tick(&mut self, now: Nanos) -> TickReport {
         let started = Instant::now();
@@ -283,7 +332,7 @@ impl Planner {
 
         // 1. Fold the counters into history; score last tick's forecast.
         for s in &mut self.series {
-            let d = s.tenant.allotments[s.resource].counters.fold();
+            let d = s.tenant.allotments[s.resource].holdings.counters.fold();
             let sample = Sample {
                 demand: d.asked as f64 / tick_secs,
                 granted: d.granted() as f64 / tick_secs,
@@ -414,12 +463,23 @@ impl Planner {
         let mut order: Vec<usize> = (0..sizes.len()).collect();
         order.sort_by_key(|&k| {
             let s = &self.series[who[k]];
-            sizes[k] > s.tenant.allotments[resource].reserve.size() as u64
+            sizes[k] > s.tenant.allotments[resource].holdings.reserve.size() as u64
         });
         for k in order {
             registry.set_reserve(&self.series[who[k]].tenant, r, sizes[k], now);
         }
     }
+}
+
+/// A series' forecast settings from its allotment's `reserve`: quantile,
+/// seasons (minutes) and horizon.
+fn reserve_settings(a: &crate::admission::Allotment) -> (f64, Vec<usize>, Duration) {
+    let spec = a.limit.reserve.as_ref();
+    (
+        spec.map_or(0.95, |r| r.quantile),
+        spec.map(|r| r.season_minutes()).unwrap_or_default(),
+        spec.map_or(Duration::from_secs(30), |r| r.horizon),
+    )
 }
 
 #[cfg(test)]

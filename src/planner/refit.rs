@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 use super::Planner;
 use super::model::{self, FitJob, Fitted};
 
+/// A series as the worker knows it: its index in the planner's list, in
+/// the list's epoch (a reload that drops series starts a new epoch, and
+/// fits of an older one are discarded).
+type Target = (u64, usize);
+
 pub(super) struct Done {
-    series: usize,
+    series: Target,
     fitted: Option<Fitted>,
     from: u64,
     cost: Duration,
@@ -17,13 +22,13 @@ pub(super) struct Done {
 /// The refit worker: a thread of its own, so fits never run on the gRPC
 /// runtime or delay a tick.
 pub(super) struct Worker {
-    jobs: mpsc::Sender<(usize, u64, FitJob)>,
+    jobs: mpsc::Sender<(Target, u64, FitJob)>,
     done: mpsc::Receiver<Done>,
 }
 
 impl Worker {
     pub(super) fn start() -> Self {
-        let (jobs, inbox) = mpsc::channel::<(usize, u64, FitJob)>();
+        let (jobs, inbox) = mpsc::channel::<(Target, u64, FitJob)>();
         let (outbox, done) = mpsc::channel();
         std::thread::Builder::new()
             .name("prescient-refit".into())
@@ -69,7 +74,11 @@ impl Planner {
         if let Some(m) = &self.metrics {
             m.refit_seconds.observe(d.cost.as_secs_f64());
         }
-        let s = &mut self.series[d.series];
+        let (epoch, i) = d.series;
+        if epoch != self.epoch {
+            return;
+        }
+        let s = &mut self.series[i];
         s.fitting = false;
         s.last_fit = Some(d.from);
         if let Some(fitted) = d.fitted {
@@ -126,7 +135,7 @@ impl Planner {
             started += 1;
             match &self.worker {
                 Some(w) => {
-                    if w.jobs.send((i, from, job)).is_err() {
+                    if w.jobs.send(((self.epoch, i), from, job)).is_err() {
                         self.series[i].fitting = false;
                     }
                 }
@@ -134,7 +143,7 @@ impl Planner {
                     let t = Instant::now();
                     let fitted = model::fit(&job);
                     self.apply(Done {
-                        series: i,
+                        series: (self.epoch, i),
                         fitted,
                         from,
                         cost: t.elapsed(),

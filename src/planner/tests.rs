@@ -80,14 +80,22 @@ impl Sim {
     }
 
     fn reserve(&self, tenant: &str) -> u64 {
-        let r = self.core.registry().resource("api").unwrap();
+        let r = self.core.resource_named("api").unwrap();
         let t = self.core.registry().existing_tenant(tenant).unwrap();
-        t.allotments[r.id].reserve.size() as u64
+        t.allotments[r.id].holdings.reserve.size() as u64
     }
 
     fn tick(&mut self) {
         self.clock.advance(Duration::from_secs(1));
         self.planner.tick(self.clock.now());
+    }
+
+    /// shop's demand alone, second by second, for the first `minutes`.
+    fn shop_alone(&mut self, minutes: u64) {
+        for t in 0..minutes * 60 {
+            self.ask("shop", shop_demand(t));
+            self.tick();
+        }
     }
 }
 
@@ -141,10 +149,7 @@ fn the_reserve_rises_before_the_predicted_burst_and_the_burst_is_admitted() {
 fn forecasts_are_published_with_model_points_and_accuracy() {
     let mut sim = Sim::new(&policy(true), SystemTime::UNIX_EPOCH);
     let watch = sim.planner.subscribe();
-    for t in 0..45 * 60 {
-        sim.ask("shop", shop_demand(t));
-        sim.tick();
-    }
+    sim.shop_alone(45);
     let forecasts = watch.borrow().clone();
     let view = forecasts.get("shop", "api").unwrap();
     assert_eq!(view.model, "mstl");
@@ -163,6 +168,32 @@ fn forecasts_are_published_with_model_points_and_accuracy() {
         forecasts.get("bulk", "api").is_some(),
         "every series is forecast"
     );
+}
+
+#[test]
+fn a_reload_keeps_the_history_of_kept_series_and_ends_the_dropped_ones() {
+    let mut sim = Sim::new(&policy(true), SystemTime::UNIX_EPOCH);
+    let watch = sim.planner.subscribe();
+    sim.shop_alone(35);
+    // bulk leaves, fresh arrives; shop's reserve gets a tighter quantile.
+    let next = "resources:\n  api: { kind: rate, capacity: 1000 }\n\
+                tenants:\n  shop: { qos: gold, limits: { api: { guaranteed: 50, \
+                reserve: { quantile: 0.8, horizon: 2m, seasons: [10m] } } } }\n  \
+                fresh: { limits: { api: { guaranteed: 10 } } }\n";
+    let next = Policy::load_str(next, "next").unwrap();
+    let changes = sim.planner.reload(&next, "next").unwrap();
+    assert_eq!(changes.tenants_removed, ["bulk"]);
+    assert_eq!(changes.tenants_added, ["fresh"]);
+    sim.ask("shop", shop_demand(35 * 60));
+    sim.tick();
+    let forecasts = watch.borrow().clone();
+    let shop = forecasts.get("shop", "api").unwrap();
+    assert_eq!(
+        shop.model, "mstl",
+        "shop's history and fit survived the reload"
+    );
+    assert!(forecasts.get("bulk", "api").is_none());
+    assert_eq!(forecasts.get("fresh", "api").unwrap().model, "ewma");
 }
 
 #[test]
@@ -275,10 +306,7 @@ fn refits_on_the_worker_thread_are_applied_on_later_ticks() {
 fn a_restart_restores_the_history_and_the_forecast() {
     let dir = tempfile::tempdir().unwrap();
     let mut sim = Sim::new(&policy(true), SystemTime::UNIX_EPOCH);
-    for t in 0..45 * 60 {
-        sim.ask("shop", shop_demand(t));
-        sim.tick();
-    }
+    sim.shop_alone(45);
     let before = sim
         .planner
         .subscribe()
@@ -336,9 +364,9 @@ fn a_concurrency_reserve_follows_littles_law() {
         }
         sim.tick();
     }
-    let gpu = sim.core.registry().resource("gpu").unwrap();
+    let gpu = sim.core.resource_named("gpu").unwrap();
     let t = sim.core.registry().existing_tenant("t").unwrap();
-    let reserve = t.allotments[gpu.id].reserve.size();
+    let reserve = t.allotments[gpu.id].holdings.reserve.size();
     assert!(
         (15.0..=40.0).contains(&reserve),
         "10/s × 2 s − 2 guaranteed ≈ 18: {reserve}"

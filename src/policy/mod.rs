@@ -67,6 +67,12 @@ impl ResourceSpec {
     pub fn lease_ttl(&self) -> Duration {
         self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL)
     }
+
+    /// Capacity outside the emergency pool: what guarantees and reserves
+    /// share.
+    pub fn room(&self) -> u64 {
+        self.capacity.saturating_sub(self.emergency_units())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -118,7 +124,7 @@ fn default_qos() -> String {
     DEFAULT_QOS.to_owned()
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSpec {
     /// Rate: tokens/s of the standard bucket. Concurrency: units held.
@@ -206,6 +212,15 @@ impl Policy {
         let yaml = std::fs::read_to_string(path)
             .map_err(|e| PolicyError::single(&origin, "", format!("cannot read: {e}")))?;
         Self::load_str(&yaml, &origin)
+    }
+
+    /// Σ guaranteed of the listed tenants on `resource`.
+    pub fn guaranteed_on(&self, resource: &str) -> u64 {
+        self.tenants
+            .values()
+            .filter_map(|t| t.limits.get(resource))
+            .map(|l| l.guaranteed)
+            .sum()
     }
 
     /// Built-in classes overlaid with the policy's own.

@@ -194,7 +194,7 @@ fn check_tenant(
 }
 
 fn check_limit(problems: &mut Problems, path: &str, l: &LimitSpec, r: &ResourceSpec) {
-    let room = r.capacity.saturating_sub(r.emergency_units());
+    let room = r.room();
     if l.guaranteed > room {
         problems.push(
             format!("{path}.guaranteed"),
@@ -260,8 +260,7 @@ fn check_guarantee_totals(problems: &mut Problems, policy: &Policy) {
             .filter(|(_, g)| *g > 0)
             .collect();
         let total: u64 = parts.iter().map(|(_, g)| g).sum();
-        let room = r.capacity.saturating_sub(r.emergency_units());
-        if total > room {
+        if total > r.room() {
             let list: Vec<String> = parts.iter().map(|(t, g)| format!("{t} {g}")).collect();
             problems.push(
                 format!("resources.{name}"),

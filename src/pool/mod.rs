@@ -115,6 +115,14 @@ impl Pool {
         }
     }
 
+    /// Depth: a bucket's in tokens, a counter's limit in units.
+    pub fn depth(&self) -> u64 {
+        match self {
+            Pool::Rate(b) => b.depth(),
+            Pool::Concurrency(u) => u.limit(),
+        }
+    }
+
     /// Resizes: a bucket to `size` tokens/s with `depth` tokens, a counter
     /// to `size` units (depth unused).
     pub fn resize(&self, size: f64, depth: u64, now: Nanos) {

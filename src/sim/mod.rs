@@ -193,7 +193,7 @@ pub fn run(
     progress(trace.rows.len() as u64 % 4096);
     replay
         .report
-        .finish(replay.core.registry(), replay.clock.now());
+        .finish(&replay.core.registry(), replay.clock.now());
     Outcome {
         mode,
         report: replay.report,
@@ -241,8 +241,9 @@ impl Replay<'_> {
                 self.report.granted(t, r, row.amount, by_tier);
                 if let Some(lease) = g.lease {
                     self.leases.push(lease.to_string());
-                    let resource = self.core.registry().resource(req.resource);
-                    if resource.is_some_and(|res| res.held() > res.capacity) {
+                    let registry = self.core.registry();
+                    let resource = registry.resource(req.resource);
+                    if resource.is_some_and(|res| res.held() > res.capacity()) {
                         self.report.violation();
                     }
                 }
@@ -281,7 +282,7 @@ impl Replay<'_> {
                 .existing_tenant(&line.tenant)
                 .zip(registry.resource(&line.resource))
                 .map_or(0.0, |(tenant, res)| {
-                    tenant.allotments[res.id].reserve.size()
+                    tenant.allotments[res.id].holdings.reserve.size()
                 });
             line.reserve.push(reserve as f32);
             if self.mode == Mode::Predictive {

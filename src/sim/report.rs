@@ -159,7 +159,7 @@ impl ModeReport {
             let Some(resource) = registry.resource(name) else {
                 continue;
             };
-            let c = resource.capacity as f64;
+            let c = resource.capacity() as f64;
             let granted: u64 = self.per_tick[r].iter().sum();
             let spec = &self.policy.resources[name];
             if spec.kind == Kind::Rate {
@@ -209,7 +209,7 @@ fn slack(registry: &Registry, resource: &crate::admission::Resource) -> f64 {
         .iter()
         .map(|t| t.allotments[resource.id].limit.guaranteed)
         .sum();
-    depths as f64 + resource.capacity.saturating_sub(guaranteed) as f64
+    depths as f64 + resource.capacity().saturating_sub(guaranteed) as f64
 }
 
 /// Windows of 1, 10 and 60 ticks, and the whole run, in which more was

@@ -17,7 +17,7 @@ pub struct Daemon {
     pub grpc: SocketAddr,
     pub admin: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Daemon {
@@ -31,16 +31,27 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Self::spawn(cmd, dir)
+        Self::spawn(cmd, Some(dir))
+    }
+
+    /// Starts `prescient serve` on the policy file at `path` (the test owns
+    /// it, to edit it) with extra env vars.
+    pub fn start_at(path: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = serve_on_free_ports();
+        cmd.arg("--policy").arg(path).env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Self::spawn(cmd, None)
     }
 
     /// Starts the binary exactly as the README's quick start does: no
     /// policy, embedded defaults (ports still 0 so tests do not collide).
     pub fn start_embedded() -> Self {
-        Self::spawn(serve_on_free_ports(), tempfile::tempdir().unwrap())
+        Self::spawn(serve_on_free_ports(), None)
     }
 
-    fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Self {
+    fn spawn(mut cmd: Command, dir: Option<tempfile::TempDir>) -> Self {
         let mut child = cmd.spawn().expect("start prescient");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -96,6 +107,34 @@ impl Daemon {
         let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
         let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
         (status, body)
+    }
+
+    /// A metric's value from `/metrics` (the first sample whose line starts
+    /// with `series`, labels included), if exported.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.http_get("/metrics");
+        body.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Whether some log line contains every one of `parts`.
+    pub fn logged(&self, parts: &[&str]) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| parts.iter().all(|p| line.contains(p)))
+    }
+
+    /// Sends `signal` (e.g. "HUP") to the daemon.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
     }
 
     /// Sends SIGTERM and waits for the exit code.

@@ -1,0 +1,390 @@
+//! Policy reload (DESIGN §7): a new validated policy is put in force without
+//! a restart. The core builds the next registry from the one in force,
+//! keeping every pool's state by name, and swaps it in; leases and waiters
+//! carry over, tenants the policy drops drain.
+
+use std::sync::Arc;
+
+use super::{Admission, Registry};
+use crate::policy::{Kind, Policy, PolicyError, Problem};
+
+/// What a reload changed, by name (for the log line).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub tenants_added: Vec<String>,
+    pub tenants_removed: Vec<String>,
+    pub resources_added: Vec<String>,
+    pub resources_removed: Vec<String>,
+}
+
+impl std::fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        write!(
+            f,
+            "tenants added: {}; removed: {}; resources added: {}; removed: {}",
+            list(&self.tenants_added),
+            list(&self.tenants_removed),
+            list(&self.resources_added),
+            list(&self.resources_removed)
+        )
+    }
+}
+
+impl Admission {
+    /// Puts `policy` (validated; `origin` names it in errors) in force.
+    ///
+    /// Buckets and counters of every tenant × resource the new policy
+    /// keeps carry over, resized to the new limits; leases and waiters are
+    /// kept (waiters are served under the new limits). A tenant the policy
+    /// no longer lists loses its pools at once, and its leases give back
+    /// as they end; a resource it no longer names is refused to new
+    /// Acquires the same way. A resource cannot change its kind: that
+    /// reload is refused and the policy in force stays.
+    pub fn reload(
+        self: &Arc<Self>,
+        policy: &Policy,
+        origin: &str,
+    ) -> Result<Reloaded, PolicyError> {
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.registry.load_full();
+        check_kinds(&old, policy, origin)?;
+        let now = self.clock.now();
+        let next = {
+            let _creating = old.hold_creations();
+            let next = Arc::new(Registry::build(
+                policy,
+                self.config.max_default_tenants,
+                Some(&old),
+                now,
+            ));
+            self.registry.store(next.clone());
+            old.replaced_by(next.clone());
+            next
+        };
+        if let Some(background) = &*self.background.lock().unwrap_or_else(|p| p.into_inner()) {
+            for id in old.resources.len()..next.resources.len() {
+                background.dispatch(self, id);
+            }
+        }
+        for r in next.resources.iter() {
+            r.waiters.wake();
+        }
+        Ok(diff(&old, &next))
+    }
+}
+
+/// A resource keeps its kind for the daemon's lifetime: its pools, gate
+/// and leases are of that kind.
+fn check_kinds(old: &Registry, policy: &Policy, origin: &str) -> Result<(), PolicyError> {
+    let problems: Vec<Problem> = old
+        .resources
+        .iter()
+        .filter_map(|r| {
+            let spec = policy.resources.get(&*r.name)?;
+            (spec.kind != r.kind).then(|| Problem {
+                path: format!("resources.{}.kind", r.name),
+                reason: format!(
+                    "cannot change from {} to {} while the daemon runs \
+                     (restart it, or give the resource a new name)",
+                    kind_name(r.kind),
+                    kind_name(spec.kind)
+                ),
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(PolicyError {
+            origin: origin.to_owned(),
+            problems,
+        })
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Rate => "rate",
+        Kind::Concurrency => "concurrency",
+    }
+}
+
+fn diff(old: &Registry, next: &Registry) -> Reloaded {
+    let names = |r: &Registry| -> std::collections::BTreeSet<String> {
+        r.tenants()
+            .iter()
+            .filter(|t| !t.from_defaults)
+            .map(|t| t.name.to_string())
+            .collect()
+    };
+    let resources = |r: &Registry| -> std::collections::BTreeSet<String> {
+        r.resource_names().map(str::to_owned).collect()
+    };
+    let (t0, t1) = (names(old), names(next));
+    let (r0, r1) = (resources(old), resources(next));
+    Reloaded {
+        tenants_added: t1.difference(&t0).cloned().collect(),
+        tenants_removed: t0.difference(&t1).cloned().collect(),
+        resources_added: r1.difference(&r0).cloned().collect(),
+        resources_removed: r0.difference(&r1).cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::admission::{AcquireRequest, AdmissionConfig, AdmissionError, Decision, Grant};
+    use crate::clock::{Clock, ManualClock, NANOS_PER_SEC, SystemClock};
+    use crate::pool::Pool;
+
+    fn policy(yaml: &str) -> Policy {
+        Policy::load_str(yaml, "test").unwrap()
+    }
+
+    fn core(yaml: &str, clock: Arc<dyn Clock>) -> Arc<Admission> {
+        Arc::new(Admission::new(
+            &policy(yaml),
+            AdmissionConfig::default(),
+            clock,
+        ))
+    }
+
+    fn acquire(core: &Admission, tenant: &str, resource: &str, amount: u64) -> Option<Grant> {
+        let req = AcquireRequest {
+            tenant,
+            resource,
+            amount,
+            ..Default::default()
+        };
+        match core.try_acquire(&req, core.clock().now()).unwrap() {
+            Decision::Granted(g) => Some(g),
+            Decision::Denied(_) => None,
+        }
+    }
+
+    /// An Acquire of 1 that waits up to a minute, once it is parked.
+    async fn park(
+        core: &Arc<Admission>,
+        tenant: &'static str,
+        resource: &'static str,
+    ) -> tokio::task::JoinHandle<Result<Decision, AdmissionError>> {
+        let waiter = {
+            let core = core.clone();
+            tokio::spawn(async move {
+                let req = AcquireRequest {
+                    tenant,
+                    resource,
+                    amount: 1,
+                    max_wait: Duration::from_secs(60),
+                    ..Default::default()
+                };
+                core.acquire(&req).await
+            })
+        };
+        let r = core.resource_named(resource).unwrap();
+        while r.waiters.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        waiter
+    }
+
+    const RATE: &str = "resources: { db: { kind: rate, capacity: 1000 } }\n";
+
+    #[test]
+    fn unchanged_buckets_keep_their_state_and_changed_ones_take_the_new_limits() {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let core = core(
+            &format!(
+                "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100 }} }} }}, b: {{ limits: {{ db: {{ guaranteed: 100 }} }} }} }}"
+            ),
+            clock.clone(),
+        );
+        assert!(acquire(&core, "a", "db", 100).is_some());
+        assert!(acquire(&core, "b", "db", 100).is_some());
+        let next = policy(&format!(
+            "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100 }} }} }}, b: {{ limits: {{ db: {{ guaranteed: 300 }} }} }}, c: {{ limits: {{ db: {{ guaranteed: 10 }} }} }} }}"
+        ));
+        let changes = core.reload(&next, "next").unwrap();
+        assert_eq!(changes.tenants_added, ["c"]);
+        // Emptied buckets stay empty: a reload hands out nothing.
+        assert!(acquire(&core, "a", "db", 1).is_none());
+        assert!(acquire(&core, "b", "db", 1).is_none());
+        assert!(
+            acquire(&core, "c", "db", 10).is_some(),
+            "a new tenant starts full"
+        );
+        clock.advance(Duration::from_millis(500));
+        // Half a second at the new rates: a 50, b 150 (149 and a
+        // fraction: bucket arithmetic rounds against the caller).
+        assert!(acquire(&core, "a", "db", 50).is_some());
+        assert!(acquire(&core, "a", "db", 1).is_none());
+        assert!(acquire(&core, "b", "db", 149).is_some());
+        assert!(acquire(&core, "b", "db", 2).is_none());
+        // Shared shrank by the new guarantees: 1000 − 100 − 300 − 10.
+        assert_eq!(core.registry().resource("db").unwrap().shared.size(), 590.0);
+    }
+
+    #[test]
+    fn a_removed_tenant_drains_and_its_guarantee_goes_to_shared() {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let yaml = "resources: { slots: { kind: concurrency, capacity: 4 } }\n\
+                    tenants: { a: { limits: { slots: { guaranteed: 2 } } }, g: { qos: gold } }\n";
+        let core = core(yaml, clock);
+        let lease = acquire(&core, "a", "slots", 2).unwrap().lease.unwrap();
+        assert!(acquire(&core, "g", "slots", 2).is_some());
+        let next = policy(
+            "resources: { slots: { kind: concurrency, capacity: 4 } }\ntenants: { g: { qos: gold } }\n",
+        );
+        let changes = core.reload(&next, "next").unwrap();
+        assert_eq!(changes.tenants_removed, ["a"]);
+        let err = core
+            .try_acquire(
+                &AcquireRequest {
+                    tenant: "a",
+                    resource: "slots",
+                    amount: 1,
+                    ..Default::default()
+                },
+                core.clock().now(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, AdmissionError::NotFound(_)), "{err:?}");
+        // a's units still count against capacity until released.
+        assert!(acquire(&core, "g", "slots", 1).is_none());
+        let released = core.release(&lease.to_string()).unwrap();
+        assert_eq!(released.units, 2);
+        // The whole capacity is shared now.
+        assert!(acquire(&core, "g", "slots", 2).is_some());
+        assert_eq!(core.registry().resource("slots").unwrap().held(), 4);
+    }
+
+    #[test]
+    fn a_capacity_cut_below_what_is_held_grants_nothing_until_enough_comes_back() {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let yaml = |c| {
+            format!(
+                "resources: {{ slots: {{ kind: concurrency, capacity: {c} }} }}\ntenants: {{ g: {{ qos: gold }} }}\n"
+            )
+        };
+        let core = core(&yaml(4), clock);
+        let leases: Vec<_> = (0..4)
+            .map(|_| acquire(&core, "g", "slots", 1).unwrap().lease.unwrap())
+            .collect();
+        core.reload(&policy(&yaml(2)), "next").unwrap();
+        assert_eq!(core.registry().resource("slots").unwrap().capacity(), 2);
+        core.release(&leases[0].to_string()).unwrap();
+        core.release(&leases[1].to_string()).unwrap();
+        assert!(acquire(&core, "g", "slots", 1).is_none(), "2 held of 2");
+        core.release(&leases[2].to_string()).unwrap();
+        assert!(acquire(&core, "g", "slots", 1).is_some());
+        assert!(acquire(&core, "g", "slots", 1).is_none());
+    }
+
+    #[test]
+    fn a_kind_change_is_refused_and_the_policy_in_force_stays() {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let core = core(
+            &format!("{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 10 }} }} }} }}"),
+            clock,
+        );
+        let before = core.registry();
+        let next =
+            policy("resources: { db: { kind: concurrency, capacity: 5 } }\ntenants: { a: {} }\n");
+        let err = core.reload(&next, "edited.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "edited.yaml: resources.db.kind: cannot change from rate to concurrency while \
+             the daemon runs (restart it, or give the resource a new name)"
+        );
+        assert!(Arc::ptr_eq(&before, &core.registry()));
+        assert!(acquire(&core, "a", "db", 10).is_some());
+    }
+
+    #[test]
+    fn a_reserve_the_policy_drops_goes_back_to_shared() {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let with = |reserve: &str| {
+            format!(
+                "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100{reserve} }} }} }} }}"
+            )
+        };
+        let core = core(&with(", reserve: { max: 300 }"), clock);
+        assert_eq!(core.set_reserve("a", "db", 300).unwrap(), 300);
+        assert_eq!(core.registry().resource("db").unwrap().shared.size(), 600.0);
+        core.reload(&policy(&with("")), "next").unwrap();
+        let registry = core.registry();
+        let a = registry.existing_tenant("a").unwrap();
+        let db = registry.resource("db").unwrap();
+        assert_eq!(a.allotments[db.id].holdings.reserve.size(), 0.0);
+        assert_eq!(db.shared.size(), 900.0);
+    }
+
+    #[test]
+    fn tenants_from_defaults_carry_over_with_their_buckets() {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let with = |listed: u64| {
+            format!(
+                "{RATE}defaults: {{ limits: {{ db: {{ guaranteed: 10 }} }} }}\ntenants: {{ l: {{ limits: {{ db: {{ guaranteed: {listed} }} }} }} }}"
+            )
+        };
+        let core = core(&with(100), clock);
+        assert!(acquire(&core, "x", "db", 10).is_some());
+        let id = core.registry().existing_tenant("x").unwrap().id;
+        core.reload(&policy(&with(200)), "next").unwrap();
+        let x = core.registry().existing_tenant("x").expect("carried over");
+        assert_eq!(x.id, id, "same tenant: same idempotency keys and history");
+        assert!(
+            acquire(&core, "x", "db", 1).is_none(),
+            "its bucket is still empty"
+        );
+        // Σ guaranteed: listed 200 + x's 10.
+        assert_eq!(core.registry().resource("db").unwrap().shared.size(), 790.0);
+    }
+
+    #[tokio::test]
+    async fn leases_and_waiters_carry_over_and_a_new_resource_gets_a_dispatcher() {
+        let yaml = |extra: &str| {
+            format!(
+                "resources: {{ slots: {{ kind: concurrency, capacity: 1 }}{extra} }}\ntenants: {{ a: {{ qos: gold, limits: {{ slots: {{ guaranteed: 1 }} }} }} }}\n"
+            )
+        };
+        let core = core(&yaml(""), Arc::new(SystemClock::new()));
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let tasks = core.spawn(cancel.clone(), Duration::from_secs(1));
+        let held = acquire(&core, "a", "slots", 1).unwrap().lease.unwrap();
+        let waiter = park(&core, "a", "slots").await;
+        let slots = core.resource_named("slots").unwrap();
+        core.reload(
+            &policy(&yaml(", gpu: { kind: concurrency, capacity: 1 }")),
+            "next",
+        )
+        .unwrap();
+        core.release(&held.to_string()).unwrap();
+        let Ok(Decision::Granted(g)) = waiter.await.unwrap() else {
+            panic!("the waiter queued before the reload is served after it");
+        };
+        core.release(&g.lease.unwrap().to_string()).unwrap();
+        assert_eq!(slots.held(), 0);
+        let a = core.registry().existing_tenant("a").unwrap();
+        if let Pool::Concurrency(u) = &a.allotments[slots.id].holdings.guaranteed {
+            assert_eq!(u.held(), 0, "units came back to the pool that paid them");
+        }
+        // The new resource: a waiter there is woken by a release.
+        let gpu_lease = acquire(&core, "a", "gpu", 1).unwrap().lease.unwrap();
+        let waiter = park(&core, "a", "gpu").await;
+        core.release(&gpu_lease.to_string()).unwrap();
+        assert!(matches!(waiter.await.unwrap(), Ok(Decision::Granted(_))));
+        cancel.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+}

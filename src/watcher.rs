@@ -1,0 +1,239 @@
+//! Live policy reload (DESIGN §7): the policy file is watched and SIGHUP
+//! listened for; a change is read, validated, and handed to the planner
+//! thread, which puts it in force between ticks.
+//!
+//! The watch is on the file's directory, not the file: an editor's save
+//! (write to a temporary, rename over), `kubectl` updating a mounted
+//! ConfigMap (a new timestamped directory, then the `..data` symlink
+//! swapped to it) and a plain write all show up there, and a watch on the
+//! file itself would be lost with the first rename. Events are debounced
+//! (both of those writers take several steps), and a file whose content did
+//! not change is not reloaded.
+//!
+//! An invalid edit is logged with file, path and reason, counted in
+//! `prescient_policy_reloads_total{result="error"}`, and changes nothing:
+//! the last good policy stays in force.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::Reloaded;
+use crate::metrics::Metrics;
+use crate::policy::{Policy, PolicyError};
+
+/// A validated policy for the planner thread to put in force; the outcome
+/// goes back on `done`.
+pub struct Reload {
+    pub policy: Policy,
+    pub origin: String,
+    pub done: oneshot::Sender<Result<Reloaded, PolicyError>>,
+}
+
+/// How the policy file is watched (settings `reload.*`).
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// Watch the file; off, only SIGHUP reloads.
+    pub watch: bool,
+    /// Quiet time after the last change before the file is read.
+    pub debounce: Duration,
+}
+
+/// Reloads `path` on change and on SIGHUP until `cancel`. `loaded` is the
+/// text the daemon started with; `apply` hands a reload to the planner
+/// (false: it has stopped).
+pub struct PolicyWatcher {
+    path: PathBuf,
+    origin: String,
+    /// The last text read, valid or not: the same text is not read twice.
+    last: String,
+    apply: Box<dyn Fn(Reload) -> bool + Send>,
+    metrics: Arc<Metrics>,
+}
+
+impl PolicyWatcher {
+    pub fn new(
+        path: PathBuf,
+        loaded: String,
+        apply: impl Fn(Reload) -> bool + Send + 'static,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            origin: path.display().to_string(),
+            path,
+            last: loaded,
+            apply: Box::new(apply),
+            metrics,
+        }
+    }
+
+    /// Starts watching (errors here stop the daemon from starting: a
+    /// directory that cannot be watched is a deployment mistake) and runs
+    /// until `cancel`.
+    pub fn spawn(
+        mut self,
+        config: WatchConfig,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+        let changed = Arc::new(Notify::new());
+        let watcher = if config.watch {
+            Some(watch_directory(&self.path, changed.clone())?)
+        } else {
+            None
+        };
+        let mut hangup = hangup()?;
+        Ok(tokio::spawn(async move {
+            // Dropped when the task ends, which stops the watch.
+            let _watcher = watcher;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = changed.notified() => {
+                        // Wait for the writer to finish its steps, but not
+                        // forever if something else in the directory keeps
+                        // changing.
+                        let latest = tokio::time::Instant::now() + config.debounce * 10;
+                        loop {
+                            let quiet = (tokio::time::Instant::now() + config.debounce).min(latest);
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(quiet) => break,
+                                _ = changed.notified() => {}
+                            }
+                        }
+                        self.reload(false).await;
+                    }
+                    Some(()) = hangup.recv() => {
+                        tracing::info!(file = %self.origin, "SIGHUP: reloading the policy");
+                        self.reload(true).await;
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Reads, validates and applies the file; `forced` (SIGHUP) applies it
+    /// even if its text has not changed.
+    async fn reload(&mut self, forced: bool) {
+        let text = match tokio::fs::read_to_string(&self.path).await {
+            Ok(text) => text,
+            Err(e) => {
+                let e = PolicyError::single(&self.origin, "", format!("cannot read: {e}"));
+                // A file that comes back with the same text is read again.
+                self.last.clear();
+                return self.refused(&e);
+            }
+        };
+        if !forced && text == self.last {
+            return;
+        }
+        self.last.clone_from(&text);
+        let policy = match Policy::load_str(&text, &self.origin) {
+            Ok(policy) => policy,
+            Err(e) => return self.refused(&e),
+        };
+        let summary = policy.summary();
+        let (done, outcome) = oneshot::channel();
+        let sent = (self.apply)(Reload {
+            policy,
+            origin: self.origin.clone(),
+            done,
+        });
+        if !sent {
+            return; // shutting down
+        }
+        match outcome.await {
+            Ok(Ok(changes)) => {
+                self.metrics.reloaded(true, SystemTime::now());
+                tracing::info!(
+                    file = %self.origin,
+                    policy = %summary,
+                    changes = %changes,
+                    "policy reloaded"
+                );
+            }
+            Ok(Err(e)) => self.refused(&e),
+            Err(_) => {} // the planner stopped first
+        }
+    }
+
+    fn refused(&self, e: &PolicyError) {
+        self.metrics.reloaded(false, SystemTime::now());
+        for p in &e.problems {
+            tracing::error!(file = %e.origin, path = %p.path, reason = %p.reason, "invalid policy");
+        }
+        tracing::error!(
+            file = %e.origin,
+            problems = e.problems.len(),
+            "policy reload refused; the previous policy stays in force"
+        );
+    }
+}
+
+/// Without a policy file (the embedded policy) there is nothing to reload:
+/// SIGHUP is logged and otherwise ignored (its default would end the
+/// process).
+pub fn ignore_hangups(
+    cancel: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let mut hangup = hangup()?;
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                Some(()) = hangup.recv() => tracing::warn!(
+                    "SIGHUP: the embedded policy is in use (no `policy` file); nothing to reload"
+                ),
+            }
+        }
+    }))
+}
+
+/// Watches the directory holding `file`; any change there but a read
+/// wakes `changed` (coalesced: one permit however many events).
+fn watch_directory(
+    file: &Path,
+    changed: Arc<Notify>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(e) if matches!(e.kind, EventKind::Access(_)) => {}
+            Ok(_) => changed.notify_one(),
+            Err(e) => tracing::warn!(error = %e, "policy watch error"),
+        })
+        .context("reload.watch: cannot start the file watcher")?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .with_context(|| format!("reload.watch: cannot watch {}", dir.display()))?;
+    Ok(watcher)
+}
+
+#[cfg(unix)]
+fn hangup() -> anyhow::Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup()).context("cannot listen for SIGHUP")
+}
+
+/// No SIGHUP off Unix: a stream that never yields.
+#[cfg(not(unix))]
+fn hangup() -> anyhow::Result<NoSignal> {
+    Ok(NoSignal)
+}
+
+#[cfg(not(unix))]
+struct NoSignal;
+
+#[cfg(not(unix))]
+impl NoSignal {
+    async fn recv(&mut self) -> Option<()> {
+        std::future::pending().await
+    }
+}
