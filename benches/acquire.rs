@@ -270,12 +270,50 @@ fn two_threads(c: &mut Criterion) {
     g.finish();
 }
 
+/// A policy reload (`Admission::reload`): `n` tenants on two resources,
+/// one tenant's guarantee changed each time. Runs on the planner thread in
+/// the daemon; Acquires keep going on the previous policy meanwhile.
+fn policy_reload(c: &mut Criterion) {
+    let policy = |n: usize, changed: u64| {
+        let mut y = String::from(
+            "resources:\n  api: { kind: rate, capacity: 100000000 }\n  \
+             slots: { kind: concurrency, capacity: 100000 }\ntenants:\n",
+        );
+        for i in 0..n {
+            let g = if i == 0 { changed } else { 10 };
+            y += &format!(
+                "  t{i}: {{ qos: gold, limits: {{ api: {{ guaranteed: {g}, reserve: {{}} }}, slots: {{ guaranteed: 1 }} }} }}\n"
+            );
+        }
+        Policy::load_str(&y, "bench").expect("bench policy is valid")
+    };
+    let mut g = c.benchmark_group("policy_reload");
+    g.sample_size(20);
+    for n in [1_000, 10_000] {
+        let policies = [policy(n, 10), policy(n, 20)];
+        let core = Arc::new(Admission::new(
+            &policies[0],
+            AdmissionConfig::default(),
+            Arc::new(SystemClock::new()),
+        ));
+        let mut k = 0;
+        g.bench_function(format!("{n}_tenants"), |b| {
+            b.iter(|| {
+                k = 1 - k;
+                core.reload(&policies[k], "bench").unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     rate_single_pool,
     rate_split,
     concurrency_pair,
     rate_denied,
-    two_threads
+    two_threads,
+    policy_reload
 );
 criterion_main!(benches);

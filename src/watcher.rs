@@ -72,19 +72,25 @@ impl PolicyWatcher {
         }
     }
 
-    /// Starts watching (errors here stop the daemon from starting: a
-    /// directory that cannot be watched is a deployment mistake) and runs
-    /// until `cancel`.
+    /// Starts watching and runs until `cancel`. A watch that cannot start
+    /// (inotify instances exhausted, say) is logged, not fatal: admission
+    /// goes on, and SIGHUP still reloads.
     pub fn spawn(
         mut self,
         config: WatchConfig,
         cancel: CancellationToken,
     ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
         let changed = Arc::new(Notify::new());
-        let watcher = if config.watch {
-            Some(watch_directory(&self.path, changed.clone())?)
-        } else {
-            None
+        let watcher = match config.watch {
+            true => watch_directory(&self.path, changed.clone())
+                .inspect_err(|e| {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "policy file not watched; only SIGHUP reloads it"
+                    )
+                })
+                .ok(),
+            false => None,
         };
         let mut hangup = hangup()?;
         Ok(tokio::spawn(async move {
