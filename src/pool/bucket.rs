@@ -250,6 +250,10 @@ fn available_at(tat: u64, interval: u64, depth: u64, now: u64) -> u64 {
     }
     let backlog = tat.saturating_sub(now);
     let tau = depth.saturating_mul(interval);
+    if backlog == 0 && tau < u64::MAX {
+        // Full: no division (the common case for a tenant under its rate).
+        return depth;
+    }
     if backlog >= tau {
         0
     } else {
@@ -262,6 +266,17 @@ mod tests {
     use super::*;
 
     const SEC: Nanos = NANOS_PER_SEC;
+
+    #[test]
+    fn a_full_bucket_holds_its_depth_and_one_token_less_after_a_take() {
+        let b = Bucket::new(100.0, 100);
+        assert_eq!(b.available(SEC), 100, "full: the short path");
+        assert_eq!(b.take_up_to(1, SEC), (1, 100));
+        assert_eq!(b.available(SEC), 99, "one in backlog: the division");
+        // depth × interval past u64: never more than the division allows.
+        let huge = Bucket::new(1e-6, u64::MAX / 2);
+        assert_eq!(huge.available(0), u64::MAX / interval_for(1e-6));
+    }
 
     #[test]
     fn full_bucket_grants_its_depth_then_refills_at_its_rate() {
