@@ -62,6 +62,9 @@ pub struct Forecaster {
     /// Residual quantiles (lower, upper), refreshed every few ticks.
     spread: (f64, f64),
     spread_age: u32,
+    /// Offset of this series' refreshes within the 10-tick cycle, so the
+    /// planner's series do not all refresh in the same tick.
+    spread_phase: u32,
     /// The band forecast for the tick now being observed.
     pending: Option<Band>,
     last_actual: Option<f64>,
@@ -87,6 +90,7 @@ impl Forecaster {
             residuals: VecDeque::with_capacity(WINDOW),
             spread: (0.0, 0.0),
             spread_age: u32::MAX,
+            spread_phase: 0,
             pending: None,
             last_actual: None,
             hits: VecDeque::with_capacity(WINDOW),
@@ -234,21 +238,34 @@ impl Forecaster {
         }
     }
 
+    /// Spreads this series' quantile refreshes: `phase` (any number; its
+    /// remainder by the 10-tick cycle counts) shifts them within the cycle.
+    pub fn stagger(&mut self, phase: usize) {
+        self.spread_phase = (phase % SPREAD_EVERY as usize) as u32;
+    }
+
     fn refresh_spread(&mut self) {
         // Quantiles cost a selection over the window: every 10 ticks is
         // plenty for a distribution that moves slowly.
-        if self.spread_age < 10 || self.residuals.len() < MIN_RESIDUALS {
+        if self.spread_age < SPREAD_EVERY || self.residuals.len() < MIN_RESIDUALS {
             return;
         }
+        // The first refresh comes as soon as there are residuals (series
+        // that start together reach them together); after it, each series
+        // keeps its own phase.
+        let first = self.spread_age == u32::MAX;
         let mut scratch: Vec<f32> = self.residuals.iter().copied().collect();
         let tail = (1.0 - self.level) / 2.0;
         self.spread = (
             quantile(&mut scratch, tail),
             quantile(&mut scratch, 1.0 - tail),
         );
-        self.spread_age = 0;
+        self.spread_age = if first { self.spread_phase } else { 0 };
     }
 }
+
+/// Ticks between two refreshes of a series' residual quantiles.
+const SPREAD_EVERY: u32 = 10;
 
 /// Appends to a window; returns what fell out of it.
 fn push<T>(q: &mut VecDeque<T>, v: T) -> Option<T> {

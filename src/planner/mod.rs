@@ -257,11 +257,13 @@ impl Planner {
                     .remove(&(tenant.name.to_string(), name.to_string()))
                     .unwrap_or_default();
                 let (quantile, seasons, horizon) = reserve_settings(allotment);
+                let mut forecaster = Forecaster::new(quantile);
+                forecaster.stagger(self.series.len());
                 self.series.push(Series {
                     tenant: tenant.clone(),
                     resource,
                     history,
-                    forecaster: Forecaster::new(quantile),
+                    forecaster,
                     seasons,
                     horizon,
                     last_fit: None,

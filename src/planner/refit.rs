@@ -113,8 +113,11 @@ impl Planner {
         }
         // Drifted first, then the longest unfitted.
         due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        // Credit saved for at most two ticks: due refits start a tick's
+        // worth at a time (each copies its history tail), rather than in
+        // one burst of thousands at a minute boundary.
         let budget = self.config.refit_budget * self.config.tick.as_secs_f64();
-        self.credit = (self.credit + budget).min(budget * 60.0);
+        self.credit = (self.credit + budget).min(budget * 2.0);
         let mut started = 0;
         for (_, _, i) in due {
             if self.credit < self.fit_cost && started > 0 {
