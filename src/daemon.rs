@@ -156,6 +156,12 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             Ok(())
         }));
     }
+    let background = core.spawn(cancel.clone(), settings.admission.reap_interval);
+    background.close();
+    tasks.push(tokio::spawn(async move {
+        background.wait().await;
+        Ok(())
+    }));
     tasks.push(match policy_text {
         Some(text) => {
             let apply = move |r| to_planner.send(PlannerCall::Reload(r)).is_ok();
@@ -164,12 +170,6 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         }
         None => crate::watcher::ignore_hangups(cancel.clone())?,
     });
-    let background = core.spawn(cancel.clone(), settings.admission.reap_interval);
-    background.close();
-    tasks.push(tokio::spawn(async move {
-        background.wait().await;
-        Ok(())
-    }));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

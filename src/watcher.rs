@@ -93,6 +93,12 @@ impl PolicyWatcher {
             false => None,
         };
         let mut hangup = hangup()?;
+        if watcher.is_some() {
+            // An edit between the daemon's first read and the watch
+            // starting would otherwise wait for the next one: look once now
+            // (the same text is not reloaded).
+            changed.notify_one();
+        }
         Ok(tokio::spawn(async move {
             // Dropped when the task ends, which stops the watch.
             let _watcher = watcher;
@@ -150,7 +156,8 @@ impl PolicyWatcher {
             done,
         });
         if !sent {
-            return; // shutting down
+            tracing::warn!(file = %self.origin, "policy reload dropped: the planner has stopped");
+            return;
         }
         match outcome.await {
             Ok(Ok(changes)) => {

@@ -5,6 +5,7 @@
 //! granted before it give back to the same pools.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::counters::Counters;
 use super::registry::{Qos, Resource};
@@ -18,16 +19,23 @@ pub struct Holdings {
     pub reserve: Pool,
     pub guaranteed: Pool,
     pub counters: Counters,
+    /// Set when a reload dropped the tenant or the resource: the pools
+    /// only drain from then on, and nothing resizes them again.
+    retired: AtomicBool,
 }
 
 impl Holdings {
-    fn new(kind: Kind, limit: &LimitSpec) -> Self {
+    /// Pools for `limit`: a rate bucket starts full at start, empty when a
+    /// reload adds it (`empty_at`), so adding and removing a tenant never
+    /// mints a bucketful of tokens.
+    pub(super) fn new(kind: Kind, limit: &LimitSpec, empty_at: Option<Nanos>) -> Self {
         let g = limit.guaranteed;
+        let bucket = || match empty_at {
+            Some(now) => Bucket::new_empty(g as f64, limit.depth(), now),
+            None => Bucket::new(g as f64, limit.depth()),
+        };
         let (reserve, guaranteed) = match kind {
-            Kind::Rate => (
-                Pool::Rate(Bucket::new(0.0, 0)),
-                Pool::Rate(Bucket::new(g as f64, limit.depth())),
-            ),
+            Kind::Rate => (Pool::Rate(Bucket::new(0.0, 0)), Pool::Rate(bucket())),
             Kind::Concurrency => (
                 Pool::Concurrency(Units::new(0)),
                 Pool::Concurrency(Units::new(g)),
@@ -37,7 +45,16 @@ impl Holdings {
             reserve,
             guaranteed,
             counters: Counters::default(),
+            retired: AtomicBool::new(false),
         }
+    }
+
+    pub(super) fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
     }
 
     /// Resizes the guaranteed pool to `limit` if it differs (a reload);
@@ -103,16 +120,15 @@ impl Allotment {
     }
 }
 
-/// An allotment with fresh pools, or with `kept` ones (a reload: their
-/// sizes are set by the reload itself, shrinks before grows).
+/// An allotment on `holdings`: new ones, or those of the tenant under the
+/// previous policy (a reload sizes them itself, shrinks before grows).
 pub(super) fn allotment(
     r: &Resource,
     limit: LimitSpec,
     qos: Qos,
-    kept: Option<Arc<Holdings>>,
+    holdings: Arc<Holdings>,
 ) -> Allotment {
     let g = limit.guaranteed;
-    let holdings = kept.unwrap_or_else(|| Arc::new(Holdings::new(r.kind, &limit)));
     let room = r.room();
     let max_reserve = match &limit.reserve {
         None => 0,

@@ -456,15 +456,18 @@ impl Admission {
     /// tracker (after `close`) to see them finish.
     pub fn spawn(self: &Arc<Self>, cancel: CancellationToken, reap_every: Duration) -> TaskTracker {
         let tracker = TaskTracker::new();
-        let background = Background {
-            runtime: tokio::runtime::Handle::current(),
-            cancel: cancel.clone(),
-            tracker: tracker.clone(),
-        };
-        for id in 0..self.registry.load_full().resources.len() {
-            background.dispatch(self, id);
+        {
+            // Under the lock a reload takes to start its dispatchers, so
+            // each resource gets exactly one whichever comes first.
+            let mut slot = self.background.lock().unwrap_or_else(|p| p.into_inner());
+            let background = slot.insert(Background {
+                runtime: tokio::runtime::Handle::current(),
+                cancel: cancel.clone(),
+                tracker: tracker.clone(),
+                dispatched: 0,
+            });
+            background.dispatch_new(self);
         }
-        *self.background.lock().unwrap_or_else(|p| p.into_inner()) = Some(background);
         let me = self.clone();
         tracker.spawn(async move {
             let mut every = tokio::time::interval(reap_every);
@@ -495,14 +498,21 @@ struct Background {
     runtime: tokio::runtime::Handle,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// Resources (ids below this) that have their dispatcher.
+    dispatched: usize,
 }
 
 impl Background {
-    fn dispatch(&self, core: &Arc<Admission>, resource: usize) {
-        self.tracker.spawn_on(
-            core.clone().dispatch(resource, self.cancel.clone()),
-            &self.runtime,
-        );
+    /// Starts dispatchers for the resources that have none yet.
+    fn dispatch_new(&mut self, core: &Arc<Admission>) {
+        let count = core.registry.load().resources.len();
+        for id in self.dispatched..count {
+            self.tracker.spawn_on(
+                core.clone().dispatch(id, self.cancel.clone()),
+                &self.runtime,
+            );
+        }
+        self.dispatched = self.dispatched.max(count);
     }
 }
 

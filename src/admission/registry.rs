@@ -11,7 +11,7 @@ use foldhash::fast::RandomState;
 
 use super::AdmissionError;
 pub use super::allotment::Allotment;
-use super::allotment::allotment;
+use super::allotment::{Holdings, allotment};
 pub use super::counters::{Counters, Demand};
 use super::waiters::WaitQueue;
 use crate::clock::{NANOS_PER_SEC, Nanos, duration_to_nanos};
@@ -56,6 +56,12 @@ pub struct Resource {
     guaranteed_total: AtomicU64,
     /// Σ reserve sizes.
     reserve_total: AtomicU64,
+    /// Units held beyond the limits of concurrency pools a reload shrank
+    /// (a dropped tenant's, a guarantee or reserve cut below what is in
+    /// use): still taken, so kept out of the shared pool until they return.
+    excess: AtomicU64,
+    /// Those pools, until their units are back within their limits.
+    draining: Mutex<Vec<Arc<Holdings>>>,
     /// Mean hold time of concurrency leases (ns), learned from Release and
     /// Report; feeds `retry_after` for concurrency resources.
     hold_ewma: AtomicU64,
@@ -96,6 +102,8 @@ impl Resource {
             gate,
             guaranteed_total: AtomicU64::new(guaranteed),
             reserve_total: AtomicU64::new(0),
+            excess: AtomicU64::new(0),
+            draining: Mutex::new(Vec::new()),
             hold_ewma: AtomicU64::new(ttl.min(NANOS_PER_SEC)),
             waiters: WaitQueue::default(),
             sizing: std::sync::Mutex::new(()),
@@ -125,11 +133,56 @@ impl Resource {
         self.capacity().saturating_sub(self.emergency_units())
     }
 
-    /// What is left for the shared pool: `C − Σg − Σr − emergency`.
+    /// What is left for the shared pool: `C − Σg − Σr − emergency`, less
+    /// units still held beyond shrunk pools.
     fn unallocated(&self) -> u64 {
         self.room()
             .saturating_sub(self.guaranteed_total.load(Ordering::Relaxed))
             .saturating_sub(self.reserve_total.load(Ordering::Relaxed))
+            .saturating_sub(self.excess.load(Ordering::Relaxed))
+    }
+
+    /// Units `h` holds beyond its pools' limits (concurrency only).
+    fn over_limit(h: &Holdings) -> u64 {
+        [&h.reserve, &h.guaranteed]
+            .into_iter()
+            .map(|p| match p {
+                Pool::Concurrency(u) => u.held().saturating_sub(u.limit()),
+                Pool::Rate(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Follows `h` if a reload left it holding more than its limits allow.
+    /// The caller holds the sizing lock.
+    fn watch_drain(&self, h: &Arc<Holdings>) {
+        if Self::over_limit(h) > 0 {
+            let mut draining = self.draining.lock().unwrap_or_else(|p| p.into_inner());
+            if !draining.iter().any(|d| Arc::ptr_eq(d, h)) {
+                draining.push(h.clone());
+            }
+        }
+    }
+
+    /// Recounts `excess`, forgetting pools back within their limits; true
+    /// if it changed. The caller holds the sizing lock.
+    fn recount_excess(&self) -> bool {
+        let mut draining = self.draining.lock().unwrap_or_else(|p| p.into_inner());
+        draining.retain(|h| Self::over_limit(h) > 0);
+        let excess: u64 = draining.iter().map(|h| Self::over_limit(h)).sum();
+        self.excess.swap(excess, Ordering::Relaxed) != excess
+    }
+
+    /// Gives the shared pool the units that came back to shrunk pools.
+    fn settle(&self, now: Nanos) {
+        if self.excess.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let _sizing = self.lock_sizing();
+        if self.recount_excess() {
+            self.resize_shared(now);
+            self.waiters.wake();
+        }
     }
 
     fn resize_shared(&self, now: Nanos) {
@@ -334,14 +387,17 @@ impl Registry {
             .iter()
             .map(|(name, spec)| {
                 let before = previous.and_then(|p| p.existing_tenant(name));
-                let tenant = registry.build_tenant(name, spec, false, before.as_deref(), now);
+                let reload = previous.is_some();
+                let tenant =
+                    registry.build_tenant(name, spec, false, before.as_deref(), reload, now);
                 (tenant.name.clone(), Arc::new(tenant))
             })
             .collect();
         registry.listed = listed;
         if let Some((spec, _)) = &registry.defaults {
             for before in &carried {
-                let tenant = registry.build_tenant(&before.name, spec, true, Some(before), now);
+                let tenant =
+                    registry.build_tenant(&before.name, spec, true, Some(before), true, now);
                 registry
                     .created
                     .insert(tenant.name.clone(), Arc::new(tenant));
@@ -353,15 +409,20 @@ impl Registry {
     /// A tenant's allotments under `spec`. `before`: the same tenant under
     /// the previous policy, whose pools it keeps (grown here if the new
     /// limits are larger; shrinks were made before).
+    /// `reload`: new pools start empty (see [`Holdings::new`]).
     fn build_tenant(
         &self,
         name: &str,
         spec: &TenantSpec,
         from_defaults: bool,
         before: Option<&Tenant>,
+        reload: bool,
         now: Nanos,
     ) -> Tenant {
         let qos = Qos::from(self.qos[&spec.qos]);
+        let fresh = |r: &Resource, limit: &LimitSpec| {
+            Arc::new(Holdings::new(r.kind, limit, reload.then_some(now)))
+        };
         let allotments = self
             .resources
             .iter()
@@ -369,15 +430,19 @@ impl Registry {
                 let kept = before.and_then(|t| t.allotments.get(r.id));
                 if !self.is_live(r) {
                     // Dropped by the policy: kept as it was for its leases.
-                    return kept
-                        .cloned()
-                        .unwrap_or_else(|| allotment(r, LimitSpec::default(), qos, None));
+                    return kept.cloned().unwrap_or_else(|| {
+                        let none = LimitSpec::default();
+                        allotment(r, none.clone(), qos, fresh(r, &none))
+                    });
                 }
                 let limit = spec.limits.get(&*r.name).cloned().unwrap_or_default();
-                let holdings = kept.map(|a| {
-                    a.holdings.fit(r.kind, &limit, now);
-                    a.holdings.clone()
-                });
+                let holdings = match kept {
+                    Some(a) => {
+                        a.holdings.fit(r.kind, &limit, now);
+                        a.holdings.clone()
+                    }
+                    None => fresh(r, &limit),
+                };
                 allotment(r, limit, qos, holdings)
             })
             .collect();
@@ -509,15 +574,16 @@ impl Registry {
             r.resize_shared(now);
             carved.push((r, g));
         }
-        let tenant = Arc::new(self.build_tenant(name, spec, true, None, now));
+        let tenant = Arc::new(self.build_tenant(name, spec, true, None, false, now));
         self.default_tenants.fetch_add(1, Ordering::Relaxed);
         self.created.insert(tenant.name.clone(), tenant.clone());
         Ok(tenant)
     }
 
-    /// Tenants created from defaults that a reload to `policy` keeps: all
-    /// the policy does not list, while it has defaults, oldest first, as
-    /// many as the new guarantees leave room for.
+    /// Tenants a reload to `policy` keeps as tenants from its defaults:
+    /// those it does not list (created from defaults, or listed before),
+    /// while it has defaults, oldest first, as many as the new guarantees
+    /// leave room for. They keep their id, pools and history.
     fn carried(&self, policy: &Policy, max_default_tenants: usize) -> Vec<Arc<Tenant>> {
         let Some(defaults) = &policy.defaults else {
             return Vec::new();
@@ -532,10 +598,9 @@ impl Registry {
             room = room.min((free / g) as usize);
         }
         let mut carried: Vec<Arc<Tenant>> = self
-            .created
-            .iter()
-            .filter(|e| !policy.tenants.contains_key(&**e.key()))
-            .map(|e| e.value().clone())
+            .tenants()
+            .into_iter()
+            .filter(|t| !policy.tenants.contains_key(&*t.name))
             .collect();
         carried.sort_by_key(|t| t.id);
         carried.truncate(room);
@@ -544,11 +609,12 @@ impl Registry {
 
     /// Before a reload to `policy`: shrinks every pool the new policy makes
     /// smaller, so what grows after finds the room. Guarantees cut shrink;
-    /// tenants or resources dropped lose their pools (their leases still
-    /// give back, and the gate keeps units held within capacity); reserves
-    /// are cut to their new cap, or all to 0 on a resource whose new
-    /// guarantees leave them no room (the planner sizes them again next
-    /// tick).
+    /// tenants or resources dropped lose their pools and are retired (their
+    /// leases still give back); reserves are cut to their new cap, or all
+    /// to 0 on a resource whose new guarantees leave them no room (the
+    /// planner sizes them again next tick). Concurrency units held beyond a
+    /// pool's new limit stay out of the shared pool until they come back
+    /// (see [`Resource::settle`]).
     fn shrink_for(
         &self,
         policy: &Policy,
@@ -556,6 +622,7 @@ impl Registry {
         guaranteed: &HashMap<&str, u64>,
         now: Nanos,
     ) {
+        let carried: std::collections::HashSet<u64> = carried.iter().map(|t| t.id).collect();
         let crowded: Vec<bool> = self
             .resources
             .iter()
@@ -566,30 +633,22 @@ impl Registry {
             })
             .collect();
         for before in self.tenants() {
-            let spec = policy.tenants.get(&*before.name).or_else(|| {
-                carried
-                    .iter()
-                    .any(|t| t.id == before.id)
-                    .then_some(policy.defaults.as_ref())
-                    .flatten()
-            });
+            let spec = match policy.tenants.get(&*before.name) {
+                Some(spec) => Some(spec),
+                None if carried.contains(&before.id) => policy.defaults.as_ref(),
+                None => None,
+            };
             for r in self.resources.iter() {
                 let a = &before.allotments[r.id];
-                let Some(rspec) = policy.resources.get(&*r.name) else {
-                    a.holdings.guaranteed.resize(0.0, 0, now);
-                    let _sizing = r.lock_sizing();
-                    r.set_reserve_size(&a.holdings.reserve, 0, now);
-                    continue;
-                };
-                let limit = spec.map(|s| s.limits.get(&*r.name).cloned().unwrap_or_default());
+                let rspec = policy.resources.get(&*r.name);
+                let limit = spec
+                    .zip(rspec)
+                    .map(|(s, _)| s.limits.get(&*r.name).cloned().unwrap_or_default());
                 let _sizing = r.lock_sizing();
-                let cap = match &limit {
-                    None => {
-                        a.holdings.guaranteed.resize(0.0, 0, now);
-                        0
-                    }
-                    Some(l) => {
-                        if l.guaranteed <= a.limit.guaranteed && l.depth() <= a.limit.depth() {
+                let cap = match (&limit, rspec) {
+                    (Some(l), Some(rspec)) => {
+                        // A larger depth keeps the tokens held: no new ones.
+                        if l.guaranteed <= a.limit.guaranteed {
                             a.holdings.fit(r.kind, l, now);
                         }
                         match &l.reserve {
@@ -600,11 +659,30 @@ impl Registry {
                             }
                         }
                     }
+                    _ => {
+                        // The tenant or the resource is gone: drain.
+                        a.holdings.retire();
+                        a.holdings.guaranteed.resize(0.0, 0, now);
+                        0
+                    }
                 };
                 if (a.holdings.reserve.size() as u64) > cap {
                     r.set_reserve_size(&a.holdings.reserve, cap, now);
                 }
+                r.watch_drain(&a.holdings);
             }
+        }
+        for r in self.resources.iter() {
+            let _sizing = r.lock_sizing();
+            r.recount_excess();
+        }
+    }
+
+    /// Gives the shared pools the units that came back to pools a reload
+    /// shrank (each planner tick).
+    pub fn settle(&self, now: Nanos) {
+        for r in self.resources.iter() {
+            r.settle(now);
         }
     }
 
@@ -615,6 +693,10 @@ impl Registry {
         let a = &tenant.allotments[resource.id];
         let _sizing = resource.lock_sizing();
         let current = a.holdings.reserve.size() as u64;
+        if a.holdings.is_retired() {
+            // A reload dropped it after the caller looked it up.
+            return current;
+        }
         let room = resource.unallocated() + current;
         let mut size = size.min(room).min(a.max_reserve(resource));
         if let Pool::Concurrency(units) = &a.holdings.reserve {

@@ -68,10 +68,8 @@ impl Admission {
             old.replaced_by(next.clone());
             next
         };
-        if let Some(background) = &*self.background.lock().unwrap_or_else(|p| p.into_inner()) {
-            for id in old.resources.len()..next.resources.len() {
-                background.dispatch(self, id);
-            }
+        if let Some(background) = &mut *self.background.lock().unwrap_or_else(|p| p.into_inner()) {
+            background.dispatch_new(self);
         }
         for r in next.resources.iter() {
             r.waiters.wake();
@@ -219,12 +217,13 @@ mod tests {
         assert!(acquire(&core, "a", "db", 1).is_none());
         assert!(acquire(&core, "b", "db", 1).is_none());
         assert!(
-            acquire(&core, "c", "db", 10).is_some(),
-            "a new tenant starts full"
+            acquire(&core, "c", "db", 1).is_none(),
+            "a tenant a reload adds starts empty: adding and removing it mints nothing"
         );
         clock.advance(Duration::from_millis(500));
         // Half a second at the new rates: a 50, b 150 (149 and a
-        // fraction: bucket arithmetic rounds against the caller).
+        // fraction: bucket arithmetic rounds against the caller), c 5.
+        assert!(acquire(&core, "c", "db", 5).is_some());
         assert!(acquire(&core, "a", "db", 50).is_some());
         assert!(acquire(&core, "a", "db", 1).is_none());
         assert!(acquire(&core, "b", "db", 149).is_some());
@@ -262,9 +261,88 @@ mod tests {
         assert!(acquire(&core, "g", "slots", 1).is_none());
         let released = core.release(&lease.to_string()).unwrap();
         assert_eq!(released.units, 2);
-        // The whole capacity is shared now.
+        // The whole capacity is shared once the planner's tick settles.
+        core.registry().settle(core.clock().now());
         assert!(acquire(&core, "g", "slots", 2).is_some());
         assert_eq!(core.registry().resource("slots").unwrap().held(), 4);
+    }
+
+    #[test]
+    fn units_a_dropped_tenant_still_holds_do_not_go_to_borrowers_before_guarantees() {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let with_a = "resources: { slots: { kind: concurrency, capacity: 4 } }\n\
+                      tenants: { a: { limits: { slots: { guaranteed: 2 } } }, \
+                      b: { limits: { slots: { guaranteed: 1 } } }, s: { qos: gold } }\n";
+        let core = core(with_a, clock);
+        let lease = acquire(&core, "a", "slots", 2).unwrap().lease.unwrap();
+        core.reload(
+            &policy(
+                "resources: { slots: { kind: concurrency, capacity: 4 } }\n\
+                 tenants: { b: { limits: { slots: { guaranteed: 1 } } }, s: { qos: gold } }\n",
+            ),
+            "next",
+        )
+        .unwrap();
+        // Shared is what is neither guaranteed nor still held: 4 - 1 - 2.
+        assert!(acquire(&core, "s", "slots", 1).is_some());
+        assert!(
+            acquire(&core, "s", "slots", 1).is_none(),
+            "a's 2 are still out"
+        );
+        assert!(
+            acquire(&core, "b", "slots", 1).is_some(),
+            "b's guarantee holds"
+        );
+        // a's units come back: shared gets them at the next settle (tick).
+        core.release(&lease.to_string()).unwrap();
+        let registry = core.registry();
+        registry.settle(core.clock().now());
+        assert_eq!(registry.resource("slots").unwrap().shared.size(), 3.0);
+        assert!(acquire(&core, "s", "slots", 2).is_some());
+    }
+
+    #[test]
+    fn a_tenant_moved_from_the_list_to_defaults_keeps_its_bucket() {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let defaults = "defaults: { limits: { db: { guaranteed: 10 } } }\n";
+        let core = core(
+            &format!(
+                "{RATE}{defaults}tenants: {{ x: {{ limits: {{ db: {{ guaranteed: 10 }} }} }} }}"
+            ),
+            clock,
+        );
+        assert!(acquire(&core, "x", "db", 10).is_some());
+        let id = core.registry().existing_tenant("x").unwrap().id;
+        core.reload(&policy(&format!("{RATE}{defaults}")), "next")
+            .unwrap();
+        let x = core
+            .registry()
+            .existing_tenant("x")
+            .expect("kept, from defaults");
+        assert!(x.from_defaults);
+        assert_eq!(x.id, id);
+        assert!(acquire(&core, "x", "db", 1).is_none(), "still empty");
+    }
+
+    #[test]
+    fn a_reserve_set_on_a_tenant_a_reload_dropped_changes_nothing() {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let core = core(
+            &format!(
+                "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100, reserve: {{}} }} }} }}, b: {{}} }}"
+            ),
+            clock,
+        );
+        let stale = core.registry();
+        let a = stale.existing_tenant("a").unwrap();
+        let db = stale.resource("db").unwrap();
+        core.reload(&policy(&format!("{RATE}tenants: {{ b: {{}} }}")), "next")
+            .unwrap();
+        assert_eq!(stale.set_reserve(&a, db, 500, core.clock().now()), 0);
+        assert_eq!(
+            core.registry().resource("db").unwrap().shared.size(),
+            1000.0
+        );
     }
 
     #[test]
@@ -382,7 +460,20 @@ mod tests {
         let gpu_lease = acquire(&core, "a", "gpu", 1).unwrap().lease.unwrap();
         let waiter = park(&core, "a", "gpu").await;
         core.release(&gpu_lease.to_string()).unwrap();
-        assert!(matches!(waiter.await.unwrap(), Ok(Decision::Granted(_))));
+        let Ok(Decision::Granted(g)) = waiter.await.unwrap() else {
+            panic!("the waiter on the new resource is served");
+        };
+        core.release(&g.lease.unwrap().to_string()).unwrap();
+        // Dropped again: a waiter parked there is answered NOT_FOUND, as a
+        // new Acquire would be.
+        let gpu_lease = acquire(&core, "a", "gpu", 1).unwrap().lease.unwrap();
+        let waiter = park(&core, "a", "gpu").await;
+        core.reload(&policy(&yaml("")), "again").unwrap();
+        assert!(matches!(
+            waiter.await.unwrap(),
+            Err(AdmissionError::NotFound(_))
+        ));
+        assert_eq!(core.release(&gpu_lease.to_string()).unwrap().units, 1);
         cancel.cancel();
         tasks.close();
         tasks.wait().await;

@@ -159,9 +159,20 @@ impl super::Admission {
             // Once a borrowing waiter is blocked, those ranked below it may
             // only use their own pools: shared tokens go to the best first.
             let mut scope = Scope::All;
+            // A resource the policy dropped grants nothing more.
+            let dropped = registry
+                .resource(&r.name)
+                .is_none_or(|live| live.id != r.id);
             for mut w in queue.drain() {
                 if w.reply.is_closed() {
                     continue; // the caller went away
+                }
+                if dropped {
+                    let _ = w.reply.send(Err(AdmissionError::NotFound(format!(
+                        "resource: {:?} was removed by a policy reload",
+                        r.name
+                    ))));
+                    continue;
                 }
                 // Served under the policy in force: a reload may have
                 // changed the tenant's limits, or removed it.

@@ -102,8 +102,6 @@ impl Forecaster {
         }
     }
 
-    /// The model that forecasts `minute`: the fitted one while its means
-    /// reach that far, else EWMA (a fit that fell behind).
     /// Changes the interval level (a reloaded policy's quantile); the
     /// residual quantiles are recomputed at the next prediction.
     pub fn set_level(&mut self, level: f64) {
@@ -114,6 +112,8 @@ impl Forecaster {
         }
     }
 
+    /// The model that forecasts `minute`: the fitted one while its means
+    /// reach that far, else EWMA (a fit that fell behind).
     pub fn model(&self, minute: u64) -> ModelKind {
         match &self.fitted {
             Some(f) if self.model_mean(minute).is_some() => f.kind,

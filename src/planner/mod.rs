@@ -109,6 +109,8 @@ pub struct TickReport {
 }
 
 struct Series {
+    /// Unique for the planner's lifetime.
+    key: u64,
     tenant: Arc<Tenant>,
     resource: usize,
     history: History,
@@ -147,9 +149,10 @@ pub struct Planner {
     metrics: Option<Arc<Metrics>>,
     /// Leases reclaimed as of the last tick (the metric counts the rest).
     reclaimed: u64,
-    /// Bumped when a reload reorders `series` (refits in flight for the
-    /// old order are discarded).
-    epoch: u64,
+    /// Where each series is in `series`, by its key (refits in flight
+    /// find their series after a reload removed others).
+    by_key: std::collections::HashMap<u64, usize>,
+    next_key: u64,
 }
 
 /// A source of known-future demand bands: `(tenant, resource, now,
@@ -178,7 +181,8 @@ impl Planner {
             oracle: None,
             metrics: None,
             reclaimed: 0,
-            epoch: 0,
+            by_key: Default::default(),
+            next_key: 0,
         }
     }
 
@@ -246,12 +250,14 @@ impl Planner {
 
     /// Adds series for tenants that appeared (listed, or from defaults).
     fn sync_series(&mut self) {
-        for tenant in self.core.registry().tenants() {
-            for (resource, allotment) in tenant.allotments.iter().enumerate() {
+        let registry = self.core.registry();
+        for tenant in registry.tenants() {
+            for r in registry.live() {
+                let (resource, allotment) = (r.id, &tenant.allotments[r.id]);
                 if !self.known.insert((tenant.id, resource)) {
                     continue;
                 }
-                let name = &self.core.registry().resources[resource].name;
+                let name = &r.name;
                 let history = self
                     .restored
                     .remove(&(tenant.name.to_string(), name.to_string()))
@@ -259,7 +265,9 @@ impl Planner {
                 let (quantile, seasons, horizon) = reserve_settings(allotment);
                 let mut forecaster = Forecaster::new(quantile);
                 forecaster.stagger(self.series.len());
+                self.by_key.insert(self.next_key, self.series.len());
                 self.series.push(Series {
+                    key: self.next_key,
                     tenant: tenant.clone(),
                     resource,
                     history,
@@ -275,6 +283,7 @@ impl Planner {
                         .as_ref()
                         .map_or_else(String::new, |m| m.tenant_label(&tenant.name)),
                 });
+                self.next_key += 1;
             }
         }
     }
@@ -313,10 +322,14 @@ impl Planner {
             s.forecaster.set_level(quantile);
             s.horizon = horizon;
             s.tenant = tenant;
-            s.fitting = false;
             true
         });
-        self.epoch += 1;
+        self.by_key = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.key, i))
+            .collect();
         self.sync_series();
         if let Some(m) = &self.metrics {
             export::forget(m, &ended, &reloaded.resources_removed);
@@ -328,6 +341,7 @@ impl Planner {
     pub fn tick(&mut self, now: Nanos) -> TickReport {
         let started = Instant::now();
         let mut report = TickReport::default();
+        self.core.registry().settle(now);
         self.sync_series();
         let tick_secs = self.config.tick.as_secs_f64();
         let tpm = self.ticks_per_minute;
@@ -439,8 +453,11 @@ impl Planner {
         let mut who = Vec::new();
         for i in 0..self.series.len() {
             let s = &self.series[i];
+            if s.resource != resource {
+                continue;
+            }
             let a = &s.tenant.allotments[resource];
-            if s.resource != resource || a.limit.reserve.is_none() {
+            if a.limit.reserve.is_none() {
                 continue;
             }
             let (g, horizon, weight) = (a.limit.guaranteed as f64, s.horizon, s.tenant.qos.weight);

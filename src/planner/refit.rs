@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use super::Planner;
 use super::model::{self, FitJob, Fitted};
 
-/// A series as the worker knows it: its index in the planner's list, in
-/// the list's epoch (a reload that drops series starts a new epoch, and
-/// fits of an older one are discarded).
-type Target = (u64, usize);
+/// A series as the worker knows it: its key (a reload may move it in the
+/// planner's list, or end it).
+type Target = u64;
 
 pub(super) struct Done {
     series: Target,
@@ -74,10 +73,9 @@ impl Planner {
         if let Some(m) = &self.metrics {
             m.refit_seconds.observe(d.cost.as_secs_f64());
         }
-        let (epoch, i) = d.series;
-        if epoch != self.epoch {
-            return;
-        }
+        let Some(&i) = self.by_key.get(&d.series) else {
+            return; // a reload ended the series
+        };
         let s = &mut self.series[i];
         s.fitting = false;
         s.last_fit = Some(d.from);
@@ -125,6 +123,7 @@ impl Planner {
             }
             self.credit -= self.fit_cost;
             let s = &mut self.series[i];
+            let s_key = s.key;
             let from = s.history.ticks / tpm;
             // Enough minutes for a few cycles of the longest season, and
             // until the next refit plus the horizon.
@@ -138,7 +137,7 @@ impl Planner {
             started += 1;
             match &self.worker {
                 Some(w) => {
-                    if w.jobs.send(((self.epoch, i), from, job)).is_err() {
+                    if w.jobs.send((s_key, from, job)).is_err() {
                         self.series[i].fitting = false;
                     }
                 }
@@ -146,7 +145,7 @@ impl Planner {
                     let t = Instant::now();
                     let fitted = model::fit(&job);
                     self.apply(Done {
-                        series: (self.epoch, i),
+                        series: s_key,
                         fitted,
                         from,
                         cost: t.elapsed(),

@@ -197,6 +197,33 @@ fn a_reload_keeps_the_history_of_kept_series_and_ends_the_dropped_ones() {
 }
 
 #[test]
+fn a_dropped_resource_has_no_series_after_a_reload() {
+    let two = "resources:\n  api: { kind: rate, capacity: 1000 }\n  \
+               db: { kind: rate, capacity: 100 }\n\
+               tenants:\n  shop: { limits: { api: { guaranteed: 50 }, db: { guaranteed: 5, reserve: {} } } }\n";
+    let mut sim = Sim::new(two, SystemTime::UNIX_EPOCH);
+    let watch = sim.planner.subscribe();
+    sim.tick();
+    assert!(watch.borrow().get("shop", "db").is_some());
+    let one = "resources:\n  api: { kind: rate, capacity: 1000 }\n\
+               tenants:\n  shop: { limits: { api: { guaranteed: 50 } } }\n";
+    let changes = sim
+        .planner
+        .reload(&Policy::load_str(one, "one").unwrap(), "one")
+        .unwrap();
+    assert_eq!(changes.resources_removed, ["db"]);
+    sim.tick();
+    sim.tick();
+    let forecasts = watch.borrow().clone();
+    assert!(
+        forecasts.get("shop", "db").is_none(),
+        "{:?}",
+        forecasts.series.keys()
+    );
+    assert!(forecasts.get("shop", "api").is_some());
+}
+
+#[test]
 fn interval_coverage_on_seasonal_data_is_near_the_quantile() {
     let yaml = "resources:\n  api: { kind: rate, capacity: 100000 }\n\
                 tenants:\n  t: { qos: gold, limits: { api: { guaranteed: 10, \

@@ -59,6 +59,17 @@ impl Bucket {
         }
     }
 
+    /// An empty bucket at `now`: it fills at `rate`, like one drained.
+    pub fn new_empty(rate: f64, depth: u64, now: Nanos) -> Self {
+        let b = Self::new(rate, depth);
+        let interval = interval_for(rate);
+        let tat = ticks(now)
+            .saturating_add(depth.saturating_mul(interval))
+            .min(MAX_TAT);
+        b.tat.store(tat, Ordering::Relaxed);
+        b
+    }
+
     /// Loads a consistent (tat, interval, depth), waiting out a concurrent
     /// [`set_rate`](Self::set_rate).
     #[inline]
@@ -266,6 +277,14 @@ mod tests {
     use super::*;
 
     const SEC: Nanos = NANOS_PER_SEC;
+
+    #[test]
+    fn an_empty_bucket_fills_at_its_rate() {
+        let b = Bucket::new_empty(100.0, 100, SEC);
+        assert_eq!(b.available(SEC), 0);
+        assert_eq!(b.available(SEC + SEC / 2), 50);
+        assert_eq!(b.available(3 * SEC), 100);
+    }
 
     #[test]
     fn a_full_bucket_holds_its_depth_and_one_token_less_after_a_take() {
