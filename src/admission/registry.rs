@@ -437,11 +437,12 @@ impl Registry {
                 }
                 let limit = spec.limits.get(&*r.name).cloned().unwrap_or_default();
                 let holdings = match kept {
-                    Some(a) => {
+                    // Retired pools only drain (a resource dropped, now back).
+                    Some(a) if !a.holdings.is_retired() => {
                         a.holdings.fit(r.kind, &limit, now);
                         a.holdings.clone()
                     }
-                    None => fresh(r, &limit),
+                    _ => fresh(r, &limit),
                 };
                 allotment(r, limit, qos, holdings)
             })

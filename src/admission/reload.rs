@@ -346,6 +346,26 @@ mod tests {
     }
 
     #[test]
+    fn a_resource_dropped_and_added_back_gets_live_pools() {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let with_db = "resources:\n  db: { kind: rate, capacity: 1000 }\n  \
+                       slots: { kind: concurrency, capacity: 2 }\n\
+                       tenants: { a: { limits: { db: { guaranteed: 10, reserve: {} } } } }\n";
+        let without =
+            "resources:\n  slots: { kind: concurrency, capacity: 2 }\ntenants: { a: {} }\n";
+        let core = core(with_db, clock.clone());
+        core.reload(&policy(without), "without").unwrap();
+        core.reload(&policy(with_db), "with").unwrap();
+        assert_eq!(
+            core.set_reserve("a", "db", 100).unwrap(),
+            100,
+            "not retired"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert!(acquire(&core, "a", "db", 10).is_some());
+    }
+
+    #[test]
     fn a_capacity_cut_below_what_is_held_grants_nothing_until_enough_comes_back() {
         let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
         let yaml = |c| {
