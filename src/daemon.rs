@@ -137,7 +137,10 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     // The first tick runs before the ports open, so /readyz and GetForecast
     // are meaningful from the first request.
     planner.tick(core.clock().now());
-    metrics.policy_in_force(std::time::SystemTime::now());
+    metrics.policy_in_force(
+        policy_text.as_deref().unwrap_or(EMBEDDED_POLICY),
+        std::time::SystemTime::now(),
+    );
     let (to_planner, calls) = std::sync::mpsc::channel();
     let planner_thread = spawn_planner(
         planner,

@@ -53,6 +53,11 @@ pub struct Outcome {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyInfo {
+    pub sha256: String,
+}
+
 /// A latency histogram on atomics: `observe` is one array index and three
 /// relaxed adds, no lock.
 #[derive(Debug)]
@@ -137,6 +142,8 @@ pub struct Metrics {
     pub reload_ok: Gauge,
     /// When a policy last went into force (start or reload), Unix seconds.
     pub reload_time: Gauge<f64, AtomicU64>,
+    /// The policy in force, by the SHA-256 of its file.
+    pub policy_info: Family<PolicyInfo, Gauge>,
     max_tenants: usize,
     tenant_labels: Mutex<HashMap<String, String>>,
 }
@@ -258,6 +265,12 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             reload_time.clone(),
         );
+        let policy_info = Family::<PolicyInfo, Gauge>::default();
+        registry.register(
+            "policy_info",
+            "The policy in force: 1, labelled with the SHA-256 of its file (compare with `sha256sum`)",
+            policy_info.clone(),
+        );
         Self {
             registry,
             acquisitions,
@@ -278,30 +291,41 @@ impl Metrics {
             reloads,
             reload_ok,
             reload_time,
+            policy_info,
             max_tenants,
             tenant_labels: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A policy went into force at `at` (start or reload).
-    pub fn policy_in_force(&self, at: std::time::SystemTime) {
+    /// The policy read from `text` went into force at `at` (start or
+    /// reload).
+    pub fn policy_in_force(&self, text: &str, at: std::time::SystemTime) {
+        use sha2::Digest;
         let secs = at
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         self.reload_time.set(secs);
         self.reload_ok.set(1);
+        self.policy_info.clear();
+        let sha256 = format!("{:x}", sha2::Sha256::digest(text.as_bytes()));
+        self.policy_info
+            .get_or_create(&PolicyInfo { sha256 })
+            .set(1);
     }
 
-    /// Counts a reload attempt. Gauges first: a scrape that sees the count
-    /// sees them too.
-    pub fn reloaded(&self, ok: bool, at: std::time::SystemTime) {
-        if ok {
-            self.policy_in_force(at);
-        } else {
-            self.reload_ok.set(0);
-        }
-        let result = if ok { "ok" } else { "error" };
-        self.reloads.get_or_create(&Outcome { result }).inc();
+    /// Counts a reload that put `text` in force. Gauges first: a scrape
+    /// that sees the count sees them too.
+    pub fn reloaded(&self, text: &str, at: std::time::SystemTime) {
+        self.policy_in_force(text, at);
+        self.reloads.get_or_create(&Outcome { result: "ok" }).inc();
+    }
+
+    /// Counts a refused reload (the policy in force stays).
+    pub fn reload_refused(&self) {
+        self.reload_ok.set(0);
+        self.reloads
+            .get_or_create(&Outcome { result: "error" })
+            .inc();
     }
 
     /// The label value for a tenant: its name while under the bound, else

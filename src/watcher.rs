@@ -161,7 +161,7 @@ impl PolicyWatcher {
         }
         match outcome.await {
             Ok(Ok(changes)) => {
-                self.metrics.reloaded(true, SystemTime::now());
+                self.metrics.reloaded(&text, SystemTime::now());
                 tracing::info!(
                     file = %self.origin,
                     policy = %summary,
@@ -175,7 +175,7 @@ impl PolicyWatcher {
     }
 
     fn refused(&self, e: &PolicyError) {
-        self.metrics.reloaded(false, SystemTime::now());
+        self.metrics.reload_refused();
         for p in &e.problems {
             tracing::error!(file = %e.origin, path = %p.path, reason = %p.reason, "invalid policy");
         }

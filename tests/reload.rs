@@ -92,6 +92,11 @@ fn configmap_write(dir: &Path, name: &str, text: &str, generation: u32) {
     }
 }
 
+fn sha256(text: &str) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
+}
+
 /// A daemon on a policy file of its own: (dir, file, daemon).
 fn start(text: &str, env: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf, Daemon) {
     let dir = tempfile::tempdir().unwrap();
@@ -154,6 +159,14 @@ async fn an_edit_is_put_in_force_keeping_leases_and_waiters_and_removed_tenants_
     assert_eq!(
         d.metric("prescient_policy_last_reload_successful"),
         Some(1.0)
+    );
+    // The policy in force is the file on disk, by its hash.
+    let info = |text: &str| format!("prescient_policy_info{{sha256=\"{}\"}}", sha256(text));
+    assert_eq!(d.metric(&info(&policy(4, false))), Some(1.0));
+    assert_eq!(
+        d.metric(&info(&policy(2, true))),
+        None,
+        "the old one is gone"
     );
 }
 
