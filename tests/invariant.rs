@@ -348,6 +348,24 @@ fn check(case: &PolicyCase, ops: &[Op]) -> Result<(), TestCaseError> {
             prop_assert_eq!(u.held(), 0);
         }
     }
+    // Nothing is lost to accounting either: once a tick has settled what
+    // came back, guarantees, reserves, shared and emergency add up to the
+    // capacity again, whatever the reloads did.
+    planner.tick(clock.now());
+    for r in [api, slots] {
+        let (g, reserves, held_back) = r.allocation();
+        prop_assert_eq!(held_back, 0, "{} still holds units back", r.name);
+        prop_assert_eq!(
+            g + reserves + r.shared.size() as u64 + r.emergency.size() as u64,
+            r.capacity(),
+            "{}: guaranteed {} + reserves {} + shared {} + emergency {}",
+            r.name,
+            g,
+            reserves,
+            r.shared.size(),
+            r.emergency.size()
+        );
+    }
     Ok(())
 }
 

@@ -137,7 +137,7 @@ pub(super) fn allotment(
     // Best case for one request: own pools full, plus what no one is
     // guaranteed (as reserve, or as shared if the class borrows), plus
     // emergency if the class has access.
-    let unguaranteed = r.reservable();
+    let unguaranteed = r.unguaranteed();
     let beyond_own = if qos.borrow {
         unguaranteed
     } else {

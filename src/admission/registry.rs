@@ -1,7 +1,7 @@
 //! The compiled policy: resources and tenants interned once at load, so the
 //! hot path does one sharded-map lookup by tenant name and indexes the rest.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -169,13 +169,18 @@ impl Resource {
     fn recount_excess(&self) -> bool {
         let mut draining = self.draining.lock().unwrap_or_else(|p| p.into_inner());
         draining.retain(|h| Self::over_limit(h) > 0);
-        let excess: u64 = draining.iter().map(|h| Self::over_limit(h)).sum();
+        // An emergency share cut below what is in use counts too.
+        let emergency = match &self.emergency {
+            Pool::Concurrency(u) => u.held().saturating_sub(u.limit()),
+            Pool::Rate(_) => 0,
+        };
+        let excess: u64 = draining.iter().map(|h| Self::over_limit(h)).sum::<u64>() + emergency;
         self.excess.swap(excess, Ordering::Relaxed) != excess
     }
 
     /// Gives the shared pool the units that came back to shrunk pools.
     fn settle(&self, now: Nanos) {
-        if self.excess.load(Ordering::Relaxed) == 0 {
+        if self.excess.load(Ordering::Relaxed) == 0 || self.kind == Kind::Rate {
             return;
         }
         let _sizing = self.lock_sizing();
@@ -204,10 +209,29 @@ impl Resource {
             });
     }
 
-    /// What reserves may share: `C − Σg − emergency`.
+    /// Capacity no tenant is guaranteed: `C − Σg − emergency`.
+    pub fn unguaranteed(&self) -> u64 {
+        self.room()
+            .saturating_sub(self.guaranteed_total.load(Ordering::Relaxed))
+    }
+
+    /// What reserves may share now: what no tenant is guaranteed, less
+    /// units still held beyond pools a reload shrank.
     pub fn reservable(&self) -> u64 {
         self.room()
             .saturating_sub(self.guaranteed_total.load(Ordering::Relaxed))
+            .saturating_sub(self.excess.load(Ordering::Relaxed))
+    }
+
+    /// Σ guarantees, Σ reserves, and units held beyond pools a reload
+    /// shrank: with the shared and emergency limits, they add up to the
+    /// capacity once settled (tests check it).
+    pub fn allocation(&self) -> (u64, u64, u64) {
+        (
+            self.guaranteed_total.load(Ordering::Relaxed),
+            self.reserve_total.load(Ordering::Relaxed),
+            self.excess.load(Ordering::Relaxed),
+        )
     }
 
     /// Units held at once, across all tiers (concurrency only).
@@ -283,6 +307,9 @@ impl std::ops::Deref for TenantRef<'_> {
     }
 }
 
+/// Most names [`Registry::departed`] remembers.
+const MAX_DEPARTED: usize = 100_000;
+
 /// Resources and tenants of one policy. Immutable once built: a reload
 /// builds the next one from it (keeping every pool's state by name) and the
 /// core swaps it in whole.
@@ -309,6 +336,10 @@ pub struct Registry {
     creating: Mutex<()>,
     /// The registry that replaced this one: late creations go there.
     successor: OnceLock<Arc<Registry>>,
+    /// Names of tenants reloads removed (at most [`MAX_DEPARTED`]): one
+    /// created again from defaults starts with empty buckets, so removing
+    /// and re-adding a tenant never mints tokens.
+    departed: HashSet<Arc<str>>,
 }
 
 impl Registry {
@@ -381,6 +412,7 @@ impl Registry {
             qos,
             creating: Mutex::new(()),
             successor: OnceLock::new(),
+            departed: HashSet::new(),
         };
         let listed = policy
             .tenants
@@ -403,25 +435,46 @@ impl Registry {
                     .insert(tenant.name.clone(), Arc::new(tenant));
             }
         }
+        if let Some(p) = previous {
+            // Tenants that left: if one comes back from defaults, it starts
+            // empty like any a reload adds.
+            let mut departed = p.departed.clone();
+            for t in p.tenants() {
+                if registry.existing_tenant(&t.name).is_none() && departed.len() < MAX_DEPARTED {
+                    departed.insert(t.name.clone());
+                }
+            }
+            departed.retain(|name| registry.existing_tenant(name).is_none());
+            registry.departed = departed;
+            // Pools grown back since the cuts hold nothing beyond them now.
+            for r in registry.live.iter() {
+                let _sizing = r.lock_sizing();
+                if r.recount_excess() {
+                    r.resize_shared(now);
+                }
+            }
+        }
         registry
     }
 
     /// A tenant's allotments under `spec`. `before`: the same tenant under
     /// the previous policy, whose pools it keeps (grown here if the new
     /// limits are larger; shrinks were made before).
-    /// `reload`: new pools start empty (see [`Holdings::new`]).
+    /// `start_empty`: new pools start with empty buckets (a reload adds
+    /// them, or a tenant a reload removed comes back; see
+    /// [`Holdings::new`]).
     fn build_tenant(
         &self,
         name: &str,
         spec: &TenantSpec,
         from_defaults: bool,
         before: Option<&Tenant>,
-        reload: bool,
+        start_empty: bool,
         now: Nanos,
     ) -> Tenant {
         let qos = Qos::from(self.qos[&spec.qos]);
         let fresh = |r: &Resource, limit: &LimitSpec| {
-            Arc::new(Holdings::new(r.kind, limit, reload.then_some(now)))
+            Arc::new(Holdings::new(r.kind, limit, start_empty.then_some(now)))
         };
         let allotments = self
             .resources
@@ -575,7 +628,8 @@ impl Registry {
             r.resize_shared(now);
             carved.push((r, g));
         }
-        let tenant = Arc::new(self.build_tenant(name, spec, true, None, false, now));
+        let returning = self.departed.contains(name);
+        let tenant = Arc::new(self.build_tenant(name, spec, true, None, returning, now));
         self.default_tenants.fetch_add(1, Ordering::Relaxed);
         self.created.insert(tenant.name.clone(), tenant.clone());
         Ok(tenant)
@@ -612,10 +666,10 @@ impl Registry {
     /// smaller, so what grows after finds the room. Guarantees cut shrink;
     /// tenants or resources dropped lose their pools and are retired (their
     /// leases still give back); reserves are cut to their new cap, or all
-    /// to 0 on a resource whose new guarantees leave them no room (the
-    /// planner sizes them again next tick). Concurrency units held beyond a
-    /// pool's new limit stay out of the shared pool until they come back
-    /// (see [`Resource::settle`]).
+    /// to 0 on a resource whose new guarantees (and units still held beyond
+    /// cuts) leave them no room; the planner sizes them again next tick.
+    /// Concurrency units held beyond a pool's new limit stay out of the
+    /// shared pool until they come back (see [`Resource::settle`]).
     fn shrink_for(
         &self,
         policy: &Policy,
@@ -623,54 +677,75 @@ impl Registry {
         guaranteed: &HashMap<&str, u64>,
         now: Nanos,
     ) {
-        let carried: std::collections::HashSet<u64> = carried.iter().map(|t| t.id).collect();
+        let carried: HashSet<u64> = carried.iter().map(|t| t.id).collect();
+        let tenants = self.tenants();
+        // What a tenant has of a resource under `policy`; None: dropped.
+        let limit_of = |before: &Tenant, r: &Resource| -> Option<LimitSpec> {
+            if before.allotments[r.id].holdings.is_retired() {
+                return None;
+            }
+            policy.resources.get(&*r.name)?;
+            let spec = match policy.tenants.get(&*before.name) {
+                Some(spec) => spec,
+                None if carried.contains(&before.id) => policy.defaults.as_ref()?,
+                None => return None,
+            };
+            Some(spec.limits.get(&*r.name).cloned().unwrap_or_default())
+        };
+        // 1. Guarantees: those cut shrink now (a larger depth keeps the
+        // tokens held: no new ones); dropped pools retire.
+        for before in &tenants {
+            for r in self.resources.iter() {
+                let a = &before.allotments[r.id];
+                let _sizing = r.lock_sizing();
+                match limit_of(before, r) {
+                    Some(l) if l.guaranteed <= a.limit.guaranteed => {
+                        a.holdings.fit(r.kind, &l, now);
+                    }
+                    Some(_) => {}
+                    None => {
+                        a.holdings.retire();
+                        a.holdings.guaranteed.resize(0.0, 0, now);
+                        r.set_reserve_size(&a.holdings.reserve, 0, now);
+                    }
+                }
+                r.watch_drain(&a.holdings);
+            }
+        }
+        for r in self.resources.iter() {
+            let _sizing = r.lock_sizing();
+            r.recount_excess();
+        }
+        // 2. Reserves, now that what is held beyond the cuts is known.
         let crowded: Vec<bool> = self
             .resources
             .iter()
             .map(|r| {
                 policy.resources.get(&*r.name).is_some_and(|spec| {
-                    guaranteed[&*r.name] + r.reserve_total.load(Ordering::Relaxed) > spec.room()
+                    guaranteed[&*r.name]
+                        + r.reserve_total.load(Ordering::Relaxed)
+                        + r.excess.load(Ordering::Relaxed)
+                        > spec.room()
                 })
             })
             .collect();
-        for before in self.tenants() {
-            let spec = match policy.tenants.get(&*before.name) {
-                Some(spec) => Some(spec),
-                None if carried.contains(&before.id) => policy.defaults.as_ref(),
-                None => None,
-            };
+        for before in &tenants {
             for r in self.resources.iter() {
-                let a = &before.allotments[r.id];
-                let rspec = policy.resources.get(&*r.name);
-                let limit = spec
-                    .zip(rspec)
-                    .map(|(s, _)| s.limits.get(&*r.name).cloned().unwrap_or_default());
-                let _sizing = r.lock_sizing();
-                let cap = match (&limit, rspec) {
-                    (Some(l), Some(rspec)) => {
-                        // A larger depth keeps the tokens held: no new ones.
-                        if l.guaranteed <= a.limit.guaranteed {
-                            a.holdings.fit(r.kind, l, now);
-                        }
-                        match &l.reserve {
-                            _ if crowded[r.id] => 0,
-                            None => 0,
-                            Some(res) => {
-                                res.max.unwrap_or(rspec.room().saturating_sub(l.guaranteed))
-                            }
-                        }
-                    }
-                    _ => {
-                        // The tenant or the resource is gone: drain.
-                        a.holdings.retire();
-                        a.holdings.guaranteed.resize(0.0, 0, now);
-                        0
-                    }
+                let Some(l) = limit_of(before, r) else {
+                    continue;
                 };
+                let room = policy.resources[&*r.name].room();
+                let cap = match &l.reserve {
+                    _ if crowded[r.id] => 0,
+                    None => 0,
+                    Some(res) => res.max.unwrap_or(room.saturating_sub(l.guaranteed)),
+                };
+                let a = &before.allotments[r.id];
+                let _sizing = r.lock_sizing();
                 if (a.holdings.reserve.size() as u64) > cap {
                     r.set_reserve_size(&a.holdings.reserve, cap, now);
+                    r.watch_drain(&a.holdings);
                 }
-                r.watch_drain(&a.holdings);
             }
         }
         for r in self.resources.iter() {

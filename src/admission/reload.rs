@@ -156,6 +156,17 @@ mod tests {
         ))
     }
 
+    /// A core on a manual clock, at 1 s.
+    fn manual_on(p: &Policy) -> (Arc<Admission>, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+        let core = Arc::new(Admission::new(p, AdmissionConfig::default(), clock.clone()));
+        (core, clock)
+    }
+
+    fn manual(yaml: &str) -> (Arc<Admission>, Arc<ManualClock>) {
+        manual_on(&policy(yaml))
+    }
+
     fn acquire(core: &Admission, tenant: &str, resource: &str, amount: u64) -> Option<Grant> {
         let req = AcquireRequest {
             tenant,
@@ -199,13 +210,9 @@ mod tests {
 
     #[test]
     fn unchanged_buckets_keep_their_state_and_changed_ones_take_the_new_limits() {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
-        let core = core(
-            &format!(
-                "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100 }} }} }}, b: {{ limits: {{ db: {{ guaranteed: 100 }} }} }} }}"
-            ),
-            clock.clone(),
-        );
+        let (core, clock) = manual(&format!(
+            "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100 }} }} }}, b: {{ limits: {{ db: {{ guaranteed: 100 }} }} }} }}"
+        ));
         assert!(acquire(&core, "a", "db", 100).is_some());
         assert!(acquire(&core, "b", "db", 100).is_some());
         let next = policy(&format!(
@@ -234,10 +241,9 @@ mod tests {
 
     #[test]
     fn a_removed_tenant_drains_and_its_guarantee_goes_to_shared() {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
         let yaml = "resources: { slots: { kind: concurrency, capacity: 4 } }\n\
                     tenants: { a: { limits: { slots: { guaranteed: 2 } } }, g: { qos: gold } }\n";
-        let core = core(yaml, clock);
+        let (core, _) = manual(yaml);
         let lease = acquire(&core, "a", "slots", 2).unwrap().lease.unwrap();
         assert!(acquire(&core, "g", "slots", 2).is_some());
         let next = policy(
@@ -269,11 +275,10 @@ mod tests {
 
     #[test]
     fn units_a_dropped_tenant_still_holds_do_not_go_to_borrowers_before_guarantees() {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
         let with_a = "resources: { slots: { kind: concurrency, capacity: 4 } }\n\
                       tenants: { a: { limits: { slots: { guaranteed: 2 } } }, \
                       b: { limits: { slots: { guaranteed: 1 } } }, s: { qos: gold } }\n";
-        let core = core(with_a, clock);
+        let (core, _) = manual(with_a);
         let lease = acquire(&core, "a", "slots", 2).unwrap().lease.unwrap();
         core.reload(
             &policy(
@@ -301,16 +306,85 @@ mod tests {
         assert!(acquire(&core, "s", "slots", 2).is_some());
     }
 
+    /// `slots` with `tenants` (YAML flow map entries).
+    fn slots(capacity: u64, emergency: f64, tenants: &str) -> Policy {
+        policy(&format!(
+            "resources: {{ slots: {{ kind: concurrency, capacity: {capacity}, emergency: {emergency} }} }}\n\
+             tenants: {{ {tenants} }}\n"
+        ))
+    }
+
+    #[test]
+    fn units_held_beyond_a_cut_guarantee_do_not_go_to_borrowers() {
+        let with = |g| {
+            format!(
+                "a: {{ limits: {{ slots: {{ guaranteed: {g} }} }} }}, b: {{ limits: {{ slots: {{ guaranteed: 1 }} }} }}, s: {{ qos: gold }}"
+            )
+        };
+        let (core, _) = manual_on(&slots(4, 0.0, &with(3)));
+        assert!(acquire(&core, "a", "slots", 3).is_some());
+        core.reload(&slots(4, 0.0, &with(1)), "cut").unwrap();
+        // 4 = a's 1 + b's 1 + the 2 a holds beyond its new guarantee.
+        assert!(
+            acquire(&core, "s", "slots", 1).is_none(),
+            "nothing is shared"
+        );
+        assert!(
+            acquire(&core, "b", "slots", 1).is_some(),
+            "b's guarantee holds"
+        );
+    }
+
+    #[test]
+    fn units_held_beyond_a_cut_emergency_share_do_not_go_to_borrowers() {
+        let tenants =
+            "a: { limits: { slots: { guaranteed: 5 } } }, p: { qos: platinum }, s: { qos: gold }";
+        let (core, _) = manual_on(&slots(10, 0.5, tenants));
+        let g = acquire(&core, "p", "slots", 5).unwrap();
+        assert_eq!(g.split.emergency, 5);
+        core.reload(&slots(10, 0.0, tenants), "no emergency")
+            .unwrap();
+        assert!(
+            acquire(&core, "s", "slots", 1).is_none(),
+            "p's 5 are still out"
+        );
+        assert!(
+            acquire(&core, "a", "slots", 5).is_some(),
+            "a's guarantee holds"
+        );
+    }
+
+    #[test]
+    fn a_removed_tenant_that_comes_back_from_defaults_starts_empty() {
+        let defaults = "defaults: { limits: { db: { guaranteed: 100 } } }\n";
+        let (core, _) = manual(&format!("{RATE}{defaults}"));
+        assert!(
+            acquire(&core, "x", "db", 100).is_some(),
+            "created full at start"
+        );
+        core.reload(
+            &policy(&format!("{RATE}tenants: {{ y: {{}} }}")),
+            "no defaults",
+        )
+        .unwrap();
+        core.reload(&policy(&format!("{RATE}{defaults}")), "defaults again")
+            .unwrap();
+        assert!(
+            acquire(&core, "x", "db", 1).is_none(),
+            "x comes back empty: leaving and returning mints nothing"
+        );
+        assert!(
+            acquire(&core, "new", "db", 100).is_some(),
+            "a new name starts full"
+        );
+    }
+
     #[test]
     fn a_tenant_moved_from_the_list_to_defaults_keeps_its_bucket() {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
         let defaults = "defaults: { limits: { db: { guaranteed: 10 } } }\n";
-        let core = core(
-            &format!(
-                "{RATE}{defaults}tenants: {{ x: {{ limits: {{ db: {{ guaranteed: 10 }} }} }} }}"
-            ),
-            clock,
-        );
+        let (core, _) = manual(&format!(
+            "{RATE}{defaults}tenants: {{ x: {{ limits: {{ db: {{ guaranteed: 10 }} }} }} }}"
+        ));
         assert!(acquire(&core, "x", "db", 10).is_some());
         let id = core.registry().existing_tenant("x").unwrap().id;
         core.reload(&policy(&format!("{RATE}{defaults}")), "next")
@@ -326,13 +400,9 @@ mod tests {
 
     #[test]
     fn a_reserve_set_on_a_tenant_a_reload_dropped_changes_nothing() {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
-        let core = core(
-            &format!(
-                "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100, reserve: {{}} }} }} }}, b: {{}} }}"
-            ),
-            clock,
-        );
+        let (core, _) = manual(&format!(
+            "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100, reserve: {{}} }} }} }}, b: {{}} }}"
+        ));
         let stale = core.registry();
         let a = stale.existing_tenant("a").unwrap();
         let db = stale.resource("db").unwrap();
@@ -347,13 +417,12 @@ mod tests {
 
     #[test]
     fn a_resource_dropped_and_added_back_gets_live_pools() {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
         let with_db = "resources:\n  db: { kind: rate, capacity: 1000 }\n  \
                        slots: { kind: concurrency, capacity: 2 }\n\
                        tenants: { a: { limits: { db: { guaranteed: 10, reserve: {} } } } }\n";
         let without =
             "resources:\n  slots: { kind: concurrency, capacity: 2 }\ntenants: { a: {} }\n";
-        let core = core(with_db, clock.clone());
+        let (core, clock) = manual(with_db);
         core.reload(&policy(without), "without").unwrap();
         core.reload(&policy(with_db), "with").unwrap();
         assert_eq!(
@@ -367,13 +436,12 @@ mod tests {
 
     #[test]
     fn a_capacity_cut_below_what_is_held_grants_nothing_until_enough_comes_back() {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
         let yaml = |c| {
             format!(
                 "resources: {{ slots: {{ kind: concurrency, capacity: {c} }} }}\ntenants: {{ g: {{ qos: gold }} }}\n"
             )
         };
-        let core = core(&yaml(4), clock);
+        let (core, _) = manual(&yaml(4));
         let leases: Vec<_> = (0..4)
             .map(|_| acquire(&core, "g", "slots", 1).unwrap().lease.unwrap())
             .collect();
@@ -389,11 +457,9 @@ mod tests {
 
     #[test]
     fn a_kind_change_is_refused_and_the_policy_in_force_stays() {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
-        let core = core(
-            &format!("{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 10 }} }} }} }}"),
-            clock,
-        );
+        let (core, _) = manual(&format!(
+            "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 10 }} }} }} }}"
+        ));
         let before = core.registry();
         let next =
             policy("resources: { db: { kind: concurrency, capacity: 5 } }\ntenants: { a: {} }\n");
@@ -409,13 +475,12 @@ mod tests {
 
     #[test]
     fn a_reserve_the_policy_drops_goes_back_to_shared() {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
         let with = |reserve: &str| {
             format!(
                 "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100{reserve} }} }} }} }}"
             )
         };
-        let core = core(&with(", reserve: { max: 300 }"), clock);
+        let (core, _) = manual(&with(", reserve: { max: 300 }"));
         assert_eq!(core.set_reserve("a", "db", 300).unwrap(), 300);
         assert_eq!(core.registry().resource("db").unwrap().shared.size(), 600.0);
         core.reload(&policy(&with("")), "next").unwrap();
@@ -428,13 +493,12 @@ mod tests {
 
     #[test]
     fn tenants_from_defaults_carry_over_with_their_buckets() {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
         let with = |listed: u64| {
             format!(
                 "{RATE}defaults: {{ limits: {{ db: {{ guaranteed: 10 }} }} }}\ntenants: {{ l: {{ limits: {{ db: {{ guaranteed: {listed} }} }} }} }}"
             )
         };
-        let core = core(&with(100), clock);
+        let (core, _) = manual(&with(100));
         assert!(acquire(&core, "x", "db", 10).is_some());
         let id = core.registry().existing_tenant("x").unwrap().id;
         core.reload(&policy(&with(200)), "next").unwrap();

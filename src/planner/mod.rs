@@ -111,6 +111,9 @@ pub struct TickReport {
 struct Series {
     /// Unique for the planner's lifetime.
     key: u64,
+    /// Bumped when a reload changes the seasons: a fit started before is
+    /// for the old ones and is dropped.
+    fit_generation: u32,
     tenant: Arc<Tenant>,
     resource: usize,
     history: History,
@@ -268,6 +271,7 @@ impl Planner {
                 self.by_key.insert(self.next_key, self.series.len());
                 self.series.push(Series {
                     key: self.next_key,
+                    fit_generation: 0,
                     tenant: tenant.clone(),
                     resource,
                     history,
@@ -305,10 +309,13 @@ impl Planner {
         let known = &mut self.known;
         let mut ended = Vec::new();
         self.series.retain_mut(|s| {
+            // The same tenant (by id: one created afresh under the same
+            // name is a new series).
             let current = live
                 .contains(&s.resource)
                 .then(|| registry.existing_tenant(&s.tenant.name))
-                .flatten();
+                .flatten()
+                .filter(|t| t.id == s.tenant.id);
             let Some(tenant) = current else {
                 known.remove(&(s.tenant.id, s.resource));
                 ended.push((s.label.clone(), registry.resources[s.resource].name.clone()));
@@ -318,6 +325,8 @@ impl Planner {
             if seasons != s.seasons {
                 s.seasons = seasons;
                 s.last_fit = None;
+                s.fit_generation += 1;
+                s.fitting = false;
             }
             s.forecaster.set_level(quantile);
             s.horizon = horizon;

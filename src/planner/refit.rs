@@ -8,8 +8,9 @@ use super::Planner;
 use super::model::{self, FitJob, Fitted};
 
 /// A series as the worker knows it: its key (a reload may move it in the
-/// planner's list, or end it).
-type Target = u64;
+/// planner's list, or end it) and its fit generation (a reload may change
+/// its seasons).
+type Target = (u64, u32);
 
 pub(super) struct Done {
     series: Target,
@@ -73,10 +74,14 @@ impl Planner {
         if let Some(m) = &self.metrics {
             m.refit_seconds.observe(d.cost.as_secs_f64());
         }
-        let Some(&i) = self.by_key.get(&d.series) else {
+        let (key, generation) = d.series;
+        let Some(&i) = self.by_key.get(&key) else {
             return; // a reload ended the series
         };
         let s = &mut self.series[i];
+        if s.fit_generation != generation {
+            return; // fitted for seasons a reload changed; a new fit is due
+        }
         s.fitting = false;
         s.last_fit = Some(d.from);
         if let Some(fitted) = d.fitted {
@@ -123,7 +128,7 @@ impl Planner {
             }
             self.credit -= self.fit_cost;
             let s = &mut self.series[i];
-            let s_key = s.key;
+            let s_key = (s.key, s.fit_generation);
             let from = s.history.ticks / tpm;
             // Enough minutes for a few cycles of the longest season, and
             // until the next refit plus the horizon.

@@ -224,6 +224,33 @@ fn a_dropped_resource_has_no_series_after_a_reload() {
 }
 
 #[test]
+fn a_tick_gives_shared_the_units_a_dropped_tenant_returned() {
+    let with_a = "resources:\n  slots: { kind: concurrency, capacity: 4 }\n\
+                  tenants:\n  a: { limits: { slots: { guaranteed: 2 } } }\n  s: { qos: gold }\n";
+    let mut sim = Sim::new(with_a, SystemTime::UNIX_EPOCH);
+    let req = AcquireRequest {
+        tenant: "a",
+        resource: "slots",
+        amount: 2,
+        ..Default::default()
+    };
+    let Ok(Decision::Granted(g)) = sim.core.try_acquire(&req, sim.clock.now()) else {
+        panic!("a is guaranteed 2");
+    };
+    let without = "resources:\n  slots: { kind: concurrency, capacity: 4 }\n\
+                   tenants:\n  s: { qos: gold }\n";
+    sim.planner
+        .reload(&Policy::load_str(without, "without").unwrap(), "without")
+        .unwrap();
+    let slots = sim.core.resource_named("slots").unwrap();
+    assert_eq!(slots.shared.size(), 2.0, "a's 2 are still out");
+    sim.core.release(&g.lease.unwrap().to_string()).unwrap();
+    sim.tick();
+    assert_eq!(slots.shared.size(), 4.0, "the tick handed them to shared");
+    assert_eq!(slots.allocation(), (0, 0, 0));
+}
+
+#[test]
 fn interval_coverage_on_seasonal_data_is_near_the_quantile() {
     let yaml = "resources:\n  api: { kind: rate, capacity: 100000 }\n\
                 tenants:\n  t: { qos: gold, limits: { api: { guaranteed: 10, \
