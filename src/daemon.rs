@@ -182,7 +182,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     let (reflection_v1, reflection_v1alpha) = crate::grpc::reflection()?;
-    let mut server = tonic::transport::Server::builder();
+    let mut server = settings.grpc_server();
     if let Some(tls) = tls_config(settings)? {
         server = server
             .tls_config(tls)

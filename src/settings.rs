@@ -33,6 +33,22 @@ pub struct Settings {
     pub log: LogSettings,
     pub admission: AdmissionSettings,
     pub reload: ReloadSettings,
+    pub grpc: GrpcSettings,
+}
+
+/// Per-connection limits of the gRPC port.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcSettings {
+    /// Calls one connection may have open at once (HTTP/2
+    /// SETTINGS_MAX_CONCURRENT_STREAMS); 0: no limit.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 ping interval on each connection; 0s: no pings.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// A connection whose ping is not answered in this time is closed.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -116,6 +132,18 @@ impl Settings {
             return Ok(None);
         }
         crate::auth::Auth::load(&self.auth.tokens_file, |var| std::env::var(var).ok()).map(Some)
+    }
+
+    /// The gRPC server with the per-connection settings applied.
+    pub fn grpc_server(&self) -> tonic::transport::Server {
+        let g = &self.grpc;
+        let on = |d: Duration| (!d.is_zero()).then_some(d);
+        tonic::transport::Server::builder()
+            .max_concurrent_streams(
+                (g.max_concurrent_streams > 0).then_some(g.max_concurrent_streams),
+            )
+            .http2_keepalive_interval(on(g.keepalive_interval))
+            .http2_keepalive_timeout(on(g.keepalive_timeout))
     }
 
     /// How the policy file is watched.
@@ -239,6 +267,8 @@ mod tests {
         assert_eq!(s.tick, Duration::from_secs(1));
         assert_eq!(s.log.format, LogFormat::Text);
         assert_eq!(s.admission.idempotency_window, Duration::from_secs(300));
+        assert_eq!(s.grpc.max_concurrent_streams, 1000);
+        assert_eq!(s.grpc.keepalive_interval, Duration::from_secs(30));
     }
 
     #[test]

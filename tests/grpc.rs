@@ -634,3 +634,34 @@ async fn metrics_are_scraped_from_the_admin_port() {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn one_connection_gets_at_most_max_concurrent_streams_calls_at_once() {
+    use prescient::proto::WatchForecastRequest;
+    let d = Daemon::start(POLICY, &[("PRESCIENT_GRPC__MAX_CONCURRENT_STREAMS", "1")]);
+    let mut c = d.client().await;
+    let stream = c
+        .watch_forecast(WatchForecastRequest {
+            tenant: "web".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The connection's one stream is taken: another call on it waits.
+    let mut queued = {
+        let mut c = c.clone();
+        tokio::spawn(async move { c.acquire(acquire("web", "api", 1)).await })
+    };
+    // Another connection is not held up by it...
+    let mut other = d.client().await;
+    granted(other.acquire(acquire("web", "api", 1)).await);
+    // ...while the first one's call is still queued.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut queued)
+            .await
+            .is_err(),
+        "a second call ran on a connection limited to one stream"
+    );
+    drop(stream);
+    granted(queued.await.unwrap());
+}
