@@ -678,27 +678,44 @@ impl Registry {
         now: Nanos,
     ) {
         let carried: HashSet<u64> = carried.iter().map(|t| t.id).collect();
-        let tenants = self.tenants();
+        // Each tenant with its spec under `policy` (None: dropped), looked
+        // up once.
+        let tenants: Vec<(Arc<Tenant>, Option<&TenantSpec>)> = self
+            .tenants()
+            .into_iter()
+            .map(|t| {
+                let spec = match policy.tenants.get(&*t.name) {
+                    Some(spec) => Some(spec),
+                    None if carried.contains(&t.id) => policy.defaults.as_ref(),
+                    None => None,
+                };
+                (t, spec)
+            })
+            .collect();
         // What a tenant has of a resource under `policy`; None: dropped.
-        let limit_of = |before: &Tenant, r: &Resource| -> Option<LimitSpec> {
+        let limit_of = |(before, spec): &(Arc<Tenant>, Option<&TenantSpec>),
+                        r: &Resource|
+         -> Option<LimitSpec> {
             if before.allotments[r.id].holdings.is_retired() {
                 return None;
             }
             policy.resources.get(&*r.name)?;
-            let spec = match policy.tenants.get(&*before.name) {
-                Some(spec) => spec,
-                None if carried.contains(&before.id) => policy.defaults.as_ref()?,
-                None => return None,
-            };
-            Some(spec.limits.get(&*r.name).cloned().unwrap_or_default())
+            Some(
+                spec.as_ref()?
+                    .limits
+                    .get(&*r.name)
+                    .cloned()
+                    .unwrap_or_default(),
+            )
         };
-        // 1. Guarantees: those cut shrink now (a larger depth keeps the
-        // tokens held: no new ones); dropped pools retire.
-        for before in &tenants {
-            for r in self.resources.iter() {
-                let a = &before.allotments[r.id];
-                let _sizing = r.lock_sizing();
-                match limit_of(before, r) {
+        // One resource at a time, under its sizing lock once per pass.
+        for r in self.resources.iter() {
+            let _sizing = r.lock_sizing();
+            // 1. Guarantees: those cut shrink now (a larger depth keeps the
+            // tokens held: no new ones); dropped pools retire.
+            for entry in &tenants {
+                let a = &entry.0.allotments[r.id];
+                match limit_of(entry, r) {
                     Some(l) if l.guaranteed <= a.limit.guaranteed => {
                         a.holdings.fit(r.kind, &l, now);
                     }
@@ -711,45 +728,31 @@ impl Registry {
                 }
                 r.watch_drain(&a.holdings);
             }
-        }
-        for r in self.resources.iter() {
-            let _sizing = r.lock_sizing();
             r.recount_excess();
-        }
-        // 2. Reserves, now that what is held beyond the cuts is known.
-        let crowded: Vec<bool> = self
-            .resources
-            .iter()
-            .map(|r| {
-                policy.resources.get(&*r.name).is_some_and(|spec| {
-                    guaranteed[&*r.name]
-                        + r.reserve_total.load(Ordering::Relaxed)
-                        + r.excess.load(Ordering::Relaxed)
-                        > spec.room()
-                })
-            })
-            .collect();
-        for before in &tenants {
-            for r in self.resources.iter() {
-                let Some(l) = limit_of(before, r) else {
+            // 2. Reserves, now that what is held beyond the cuts is known:
+            // cut to their new cap, or all to 0 if there is no room.
+            let Some(spec) = policy.resources.get(&*r.name) else {
+                continue;
+            };
+            let crowded = guaranteed[&*r.name]
+                + r.reserve_total.load(Ordering::Relaxed)
+                + r.excess.load(Ordering::Relaxed)
+                > spec.room();
+            for entry in &tenants {
+                let Some(l) = limit_of(entry, r) else {
                     continue;
                 };
-                let room = policy.resources[&*r.name].room();
                 let cap = match &l.reserve {
-                    _ if crowded[r.id] => 0,
+                    _ if crowded => 0,
                     None => 0,
-                    Some(res) => res.max.unwrap_or(room.saturating_sub(l.guaranteed)),
+                    Some(res) => res.max.unwrap_or(spec.room().saturating_sub(l.guaranteed)),
                 };
-                let a = &before.allotments[r.id];
-                let _sizing = r.lock_sizing();
+                let a = &entry.0.allotments[r.id];
                 if (a.holdings.reserve.size() as u64) > cap {
                     r.set_reserve_size(&a.holdings.reserve, cap, now);
                     r.watch_drain(&a.holdings);
                 }
             }
-        }
-        for r in self.resources.iter() {
-            let _sizing = r.lock_sizing();
             r.recount_excess();
         }
     }
