@@ -126,11 +126,9 @@ async fn an_edit_is_put_in_force_keeping_leases_and_waiters_and_removed_tenants_
                 .into_inner()
         })
     };
+    // The planner publishes the gauge each tick.
     eventually(LIMIT, "the waiter to park", || async {
-        let (_, body) = d.http_get("/metrics");
-        // The planner publishes the gauge each tick.
-        body.contains("prescient_waiters{resource=\"slots\"} 1")
-            .then_some(())
+        (d.metric("prescient_waiters{resource=\"slots\"}") == Some(1.0)).then_some(())
     })
     .await;
 

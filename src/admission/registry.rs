@@ -144,13 +144,7 @@ impl Resource {
 
     /// Units `h` holds beyond its pools' limits (concurrency only).
     fn over_limit(h: &Holdings) -> u64 {
-        [&h.reserve, &h.guaranteed]
-            .into_iter()
-            .map(|p| match p {
-                Pool::Concurrency(u) => u.held().saturating_sub(u.limit()),
-                Pool::Rate(_) => 0,
-            })
-            .sum()
+        h.reserve.held_beyond_limit() + h.guaranteed.held_beyond_limit()
     }
 
     /// Follows `h` if a reload left it holding more than its limits allow.
@@ -170,11 +164,8 @@ impl Resource {
         let mut draining = self.draining.lock().unwrap_or_else(|p| p.into_inner());
         draining.retain(|h| Self::over_limit(h) > 0);
         // An emergency share cut below what is in use counts too.
-        let emergency = match &self.emergency {
-            Pool::Concurrency(u) => u.held().saturating_sub(u.limit()),
-            Pool::Rate(_) => 0,
-        };
-        let excess: u64 = draining.iter().map(|h| Self::over_limit(h)).sum::<u64>() + emergency;
+        let excess = draining.iter().map(|h| Self::over_limit(h)).sum::<u64>()
+            + self.emergency.held_beyond_limit();
         self.excess.swap(excess, Ordering::Relaxed) != excess
     }
 

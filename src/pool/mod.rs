@@ -115,6 +115,15 @@ impl Pool {
         }
     }
 
+    /// Units taken beyond the limit (a counter resized below what is in
+    /// use); always 0 for a bucket.
+    pub fn held_beyond_limit(&self) -> u64 {
+        match self {
+            Pool::Rate(_) => 0,
+            Pool::Concurrency(u) => u.held().saturating_sub(u.limit()),
+        }
+    }
+
     /// Depth: a bucket's in tokens, a counter's limit in units.
     pub fn depth(&self) -> u64 {
         match self {
