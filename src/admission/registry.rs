@@ -683,14 +683,14 @@ impl Registry {
                 (t, spec)
             })
             .collect();
-        // What a tenant has of a resource under `policy`; None: dropped.
+        // What a tenant has of a resource `policy` still names; None: the
+        // tenant is dropped (or its pools were retired before).
         let limit_of = |(before, spec): &(Arc<Tenant>, Option<&TenantSpec>),
                         r: &Resource|
          -> Option<LimitSpec> {
             if before.allotments[r.id].holdings.is_retired() {
                 return None;
             }
-            policy.resources.get(&*r.name)?;
             Some(
                 spec.as_ref()?
                     .limits
@@ -702,11 +702,12 @@ impl Registry {
         // One resource at a time, under its sizing lock once per pass.
         for r in self.resources.iter() {
             let _sizing = r.lock_sizing();
+            let rspec = policy.resources.get(&*r.name);
             // 1. Guarantees: those cut shrink now (a larger depth keeps the
             // tokens held: no new ones); dropped pools retire.
             for entry in &tenants {
                 let a = &entry.0.allotments[r.id];
-                match limit_of(entry, r) {
+                match rspec.and_then(|_| limit_of(entry, r)) {
                     Some(l) if l.guaranteed <= a.limit.guaranteed => {
                         a.holdings.fit(r.kind, &l, now);
                     }
@@ -722,7 +723,7 @@ impl Registry {
             r.recount_excess();
             // 2. Reserves, now that what is held beyond the cuts is known:
             // cut to their new cap, or all to 0 if there is no room.
-            let Some(spec) = policy.resources.get(&*r.name) else {
+            let Some(spec) = rspec else {
                 continue;
             };
             let crowded = guaranteed[&*r.name]
