@@ -2,8 +2,12 @@
 //! [`Clock`], so the daemon runs on the system clock while tests and the
 //! simulator drive the same code with a [`ManualClock`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
 
 /// Nanoseconds since the clock's own epoch (its creation). Monotonic.
 pub type Nanos = u64;
@@ -16,7 +20,15 @@ pub trait Clock: Send + Sync + 'static {
 
     /// Wall-clock time at `at` (events and forecast points are in it).
     fn wall(&self, at: Nanos) -> SystemTime;
+
+    /// Resolves once `now() >= at`: how background tasks (the waiter
+    /// dispatchers, the lease reaper) wait, so tests drive them with a
+    /// [`ManualClock`] instead of real time.
+    fn sleep_until(&self, at: Nanos) -> Sleep<'_>;
 }
+
+/// A [`Clock::sleep_until`] in progress.
+pub type Sleep<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// The real clock: a TSC-backed monotonic clock (`quanta`), a few ns a read,
 /// which matters on a hot path that must decide in well under 100 ns.
@@ -53,11 +65,18 @@ impl Clock for SystemClock {
     fn wall(&self, at: Nanos) -> SystemTime {
         self.wall_epoch + Duration::from_nanos(at)
     }
+
+    fn sleep_until(&self, at: Nanos) -> Sleep<'_> {
+        let wait = Duration::from_nanos(at.saturating_sub(self.now()));
+        Box::pin(tokio::time::sleep(wait))
+    }
 }
 
 /// A clock that moves only when told to: tests and the simulator.
 pub struct ManualClock {
     now: AtomicU64,
+    /// Wakes sleepers when the clock moves.
+    moved: Notify,
     /// Wall-clock time at `now == 0`.
     wall_epoch: SystemTime,
 }
@@ -77,16 +96,19 @@ impl ManualClock {
     pub fn with_wall_epoch(start: Nanos, wall_epoch: SystemTime) -> Self {
         Self {
             now: AtomicU64::new(start),
+            moved: Notify::new(),
             wall_epoch,
         }
     }
 
     pub fn advance(&self, by: Duration) {
         self.now.fetch_add(duration_to_nanos(by), Ordering::SeqCst);
+        self.moved.notify_waiters();
     }
 
     pub fn set(&self, to: Nanos) {
         self.now.fetch_max(to, Ordering::SeqCst);
+        self.moved.notify_waiters();
     }
 }
 
@@ -98,6 +120,20 @@ impl Clock for ManualClock {
 
     fn wall(&self, at: Nanos) -> SystemTime {
         self.wall_epoch + Duration::from_nanos(at)
+    }
+
+    fn sleep_until(&self, at: Nanos) -> Sleep<'_> {
+        Box::pin(async move {
+            loop {
+                // Registered before the check: a move in between still
+                // wakes us (`notify_waiters` reaches created futures).
+                let moved = self.moved.notified();
+                if self.now() >= at {
+                    return;
+                }
+                moved.await;
+            }
+        })
     }
 }
 
@@ -118,6 +154,21 @@ mod tests {
         assert_eq!(clock.now(), 2_000_005);
         clock.set(1);
         assert_eq!(clock.now(), 2_000_005, "set never moves backwards");
+    }
+
+    #[tokio::test]
+    async fn a_manual_sleep_ends_when_the_clock_passes_its_time() {
+        let clock = std::sync::Arc::new(ManualClock::new(0));
+        let sleeper = {
+            let clock = clock.clone();
+            tokio::spawn(async move { clock.sleep_until(1_000).await })
+        };
+        clock.advance(Duration::from_nanos(999));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished(), "999 ns is before 1000");
+        clock.advance(Duration::from_nanos(1));
+        sleeper.await.unwrap();
+        clock.sleep_until(5).await; // already past: at once
     }
 
     #[test]

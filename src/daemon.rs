@@ -97,11 +97,11 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .auth()
         .map_err(|e| anyhow::anyhow!("auth.tokens_file: {e}"))?
         .map(Arc::new);
-    let core = Arc::new(Admission::new(
-        &policy,
-        settings.admission.to_config(),
-        clock,
-    ));
+    let metrics = Arc::new(Metrics::new(settings.metrics.max_tenants));
+    let core = Arc::new(
+        Admission::new(&policy, settings.admission.to_config(), clock)
+            .with_latency(metrics.acquire_latency.clone()),
+    );
     let grpc_listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listen: cannot bind gRPC on {}", settings.listen))?;
@@ -118,7 +118,6 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
 
     let cancel = CancellationToken::new();
     let readiness = Arc::new(Readiness::default());
-    let metrics = Arc::new(Metrics::new(settings.metrics.max_tenants));
     let mut planner = Planner::new(core.clone(), &policy, settings.planner_config())
         .with_metrics(metrics.clone());
     let state_dir =
@@ -195,7 +194,6 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .add_service(crate::grpc::admission_server(
             core.clone(),
             forecasts,
-            metrics.clone(),
             auth.clone(),
         ));
     let stop = cancel.clone();

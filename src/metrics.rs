@@ -127,6 +127,10 @@ pub struct Metrics {
     pub tokens: Family<Paid, Counter>,
     pub acquire_latency: Arc<LatencyHistogram>,
     pub pool_tokens: Family<Paid, Gauge<f64, AtomicU64>>,
+    /// Tokens a pool owes (a Report charged it beyond empty).
+    pub pool_debt: Family<Paid, Gauge<f64, AtomicU64>>,
+    /// Reported overuse that no pool of the reporting tenant could owe.
+    pub report_uncharged: Counter,
     pub reserve: Family<Series, Gauge<f64, AtomicU64>>,
     pub forecast_mean: Family<Series, Gauge<f64, AtomicU64>>,
     pub forecast_upper: Family<Series, Gauge<f64, AtomicU64>>,
@@ -182,6 +186,18 @@ impl Metrics {
             "pool_tokens",
             "Tokens (rate) or free units (concurrency) in each pool now; tenant is empty for shared and emergency",
             pool_tokens.clone(),
+        );
+        let pool_debt = Family::<Paid, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "pool_debt_tokens",
+            "Tokens a rate pool owes because a Report used more than was acquired (the reporting tenant's guaranteed pool; bounded by admission.max_report_debt)",
+            pool_debt.clone(),
+        );
+        let report_uncharged = Counter::default();
+        registry.register(
+            "report_uncharged_tokens",
+            "Reported overuse not charged to any pool: beyond admission.max_report_debt, or by a tenant without a guaranteed rate",
+            report_uncharged.clone(),
         );
         let reserve = gauge();
         registry.register(
@@ -278,6 +294,8 @@ impl Metrics {
             tokens,
             acquire_latency,
             pool_tokens,
+            pool_debt,
+            report_uncharged,
             reserve,
             forecast_mean,
             forecast_upper,

@@ -122,6 +122,8 @@ pub struct AdmissionSettings {
     pub max_default_tenants: usize,
     #[serde(with = "humantime_serde")]
     pub reap_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_report_debt: Duration,
 }
 
 impl Settings {
@@ -176,6 +178,7 @@ impl AdmissionSettings {
             max_waiters: self.max_waiters,
             max_default_tenants: self.max_default_tenants,
             lease_tombstone: self.lease_tombstone,
+            max_report_debt: self.max_report_debt,
         }
     }
 }

@@ -611,9 +611,11 @@ async fn metrics_are_scraped_from_the_admin_port() {
         || async {
             let (status, body) = d.http_get("/metrics");
             assert_eq!(status, 200);
-            body.contains(
+            // A scrape can fall between a tick's counters and its gauges:
+            // wait for both.
+            (body.contains(
                 r#"prescient_acquisitions_total{tenant="web",resource="gpu",decision="denied"} 1"#,
-            )
+            ) && body.contains("prescient_leases_active 1"))
             .then_some(body)
         },
     )

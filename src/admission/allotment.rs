@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::counters::Counters;
-use super::registry::{Qos, Resource};
+use super::qos::Qos;
 use crate::clock::Nanos;
 use crate::policy::{Kind, LimitSpec};
 use crate::pool::{Bucket, Pool, Tier, Units};
@@ -89,13 +89,14 @@ pub struct Allotment {
 }
 
 impl Allotment {
-    /// The reserve's cap: `reserve.max`, else all that is not guaranteed.
-    pub fn max_reserve(&self, r: &Resource) -> u64 {
+    /// The reserve's cap: `reserve.max`, else all of `room` (the
+    /// resource's capacity outside emergency) that is not guaranteed.
+    pub fn max_reserve(&self, room: u64) -> u64 {
         match &self.limit.reserve {
             None => 0,
             Some(spec) => spec
                 .max
-                .unwrap_or(r.room().saturating_sub(self.limit.guaranteed)),
+                .unwrap_or(room.saturating_sub(self.limit.guaranteed)),
         }
     }
 
@@ -110,74 +111,35 @@ impl Allotment {
         &self.tiers[..n as usize]
     }
 
-    pub fn pool<'a>(&'a self, tier: Tier, r: &'a Resource) -> &'a Pool {
-        match tier {
-            Tier::Reserve => &self.holdings.reserve,
-            Tier::Guaranteed => &self.holdings.guaranteed,
-            Tier::Shared => &r.shared,
-            Tier::Emergency => &r.emergency,
-        }
-    }
-}
-
-/// An allotment on `holdings`: new ones, or those of the tenant under the
-/// previous policy (a reload sizes them itself, shrinks before grows).
-pub(super) fn allotment(
-    r: &Resource,
-    limit: LimitSpec,
-    qos: Qos,
-    holdings: Arc<Holdings>,
-) -> Allotment {
-    let g = limit.guaranteed;
-    let room = r.room();
-    let max_reserve = match &limit.reserve {
-        None => 0,
-        Some(spec) => spec.max.unwrap_or(room - g.min(room)),
-    };
-    // Best case for one request: own pools full, plus what no one is
-    // guaranteed (as reserve, or as shared if the class borrows), plus
-    // emergency if the class has access.
-    let unguaranteed = r.unguaranteed();
-    let beyond_own = if qos.borrow {
-        unguaranteed
-    } else {
-        max_reserve.min(unguaranteed)
-    };
-    let own = match r.kind {
-        Kind::Rate => limit.depth(),
-        Kind::Concurrency => g,
-    };
-    let max_grant = own
-        + beyond_own
-        + if qos.emergency {
-            r.emergency_units()
-        } else {
-            0
-        };
-    let mut tiers = [Tier::Guaranteed; 4];
-    let mut n = 0;
-    let wanted = [
-        (Tier::Reserve, limit.reserve.is_some()),
-        (Tier::Guaranteed, true),
-        (Tier::Shared, qos.borrow),
-        (Tier::Emergency, qos.emergency),
-    ];
-    let mut own_count = 0;
-    for (tier, on) in wanted {
-        if on {
-            tiers[n] = tier;
-            n += 1;
-            if matches!(tier, Tier::Reserve | Tier::Guaranteed) {
-                own_count = n;
+    /// An allotment on `holdings` (new ones, or those of the tenant under
+    /// the previous policy) for `limit` and class `qos`; `max_grant` is the
+    /// most one Acquire could be granted (see `Resource::allotment`).
+    pub(super) fn new(holdings: Arc<Holdings>, limit: LimitSpec, qos: Qos, max_grant: u64) -> Self {
+        let mut tiers = [Tier::Guaranteed; 4];
+        let mut n = 0;
+        let wanted = [
+            (Tier::Reserve, limit.reserve.is_some()),
+            (Tier::Guaranteed, true),
+            (Tier::Shared, qos.borrow),
+            (Tier::Emergency, qos.emergency),
+        ];
+        let mut own_count = 0;
+        for (tier, on) in wanted {
+            if on {
+                tiers[n] = tier;
+                n += 1;
+                if matches!(tier, Tier::Reserve | Tier::Guaranteed) {
+                    own_count = n;
+                }
             }
         }
-    }
-    Allotment {
-        holdings,
-        limit,
-        max_grant,
-        tiers,
-        tier_count: n as u8,
-        own_count: own_count as u8,
+        Self {
+            holdings,
+            limit,
+            max_grant,
+            tiers,
+            tier_count: n as u8,
+            own_count: own_count as u8,
+        }
     }
 }

@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 use foldhash::fast::RandomState as FastState;
 
-use super::registry::Tenant;
+use super::tenant::Tenant;
 use crate::clock::Nanos;
 use crate::pool::Split;
 
-/// An opaque lease handle. Printed as 16 hex digits; ids are a keyed
-/// permutation of a counter, so they never repeat and are hard to guess.
+/// An opaque lease handle, printed as 16 hex digits. Ids are a keyed PRF
+/// (SipHash-1-3 under a random 128-bit key per daemon) of a counter: seeing
+/// any number of ids tells nothing of the next one, and one caller cannot
+/// forge another's lease. A collision with a live id is skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LeaseId(pub u64);
 
@@ -61,7 +63,8 @@ pub enum Entry {
 pub struct Leases {
     table: DashMap<u64, Entry, FastState>,
     next: AtomicU64,
-    key: u64,
+    /// The PRF's key (std's `RandomState` is SipHash-1-3 with random keys).
+    key: RandomState,
     held: AtomicU64,
     tombstones: AtomicU64,
     /// Most leases held at once, and most tombstones kept.
@@ -73,19 +76,16 @@ impl Leases {
         Self {
             table: DashMap::with_hasher(FastState::default()),
             next: AtomicU64::new(1),
-            key: RandomState::new().hash_one(0x7072_6573_6369_656e_u64),
+            key: RandomState::new(),
             held: AtomicU64::new(0),
             tombstones: AtomicU64::new(0),
             max,
         }
     }
 
-    /// A fresh, never-repeating id: a bijective mix of a counter.
+    /// A candidate id: the PRF of a fresh counter value.
     fn next_id(&self) -> LeaseId {
-        let mut x = self.next.fetch_add(1, Ordering::Relaxed) ^ self.key;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        LeaseId(x ^ (x >> 31))
+        LeaseId(self.key.hash_one(self.next.fetch_add(1, Ordering::Relaxed)))
     }
 
     /// Held leases have reached the bound (tombstones do not count).
@@ -95,10 +95,16 @@ impl Leases {
     }
 
     pub fn insert(&self, lease: Lease) -> LeaseId {
-        let id = self.next_id();
-        self.held.fetch_add(1, Ordering::Relaxed);
-        self.table.insert(id.0, Entry::Held(lease));
-        id
+        loop {
+            let id = self.next_id();
+            // A PRF may repeat an id (about once in 2^32 per live lease):
+            // never hand out one that is still in the table.
+            if let dashmap::Entry::Vacant(slot) = self.table.entry(id.0) {
+                slot.insert(Entry::Held(lease));
+                self.held.fetch_add(1, Ordering::Relaxed);
+                return id;
+            }
+        }
     }
 
     pub fn get(&self, id: LeaseId) -> Option<Entry> {
@@ -194,6 +200,20 @@ mod tests {
             1,
             "tombstones beyond the bound were not kept"
         );
+    }
+
+    #[test]
+    fn lease_ids_are_keyed_per_daemon_and_skip_live_ones() {
+        // The same counter under two keys: unrelated ids (the old mix was a
+        // public permutation, invertible from one id).
+        let (a, b) = (Leases::new(10), Leases::new(10));
+        let ids = |l: &Leases| (0..8).map(|_| l.next_id()).collect::<Vec<_>>();
+        assert_ne!(ids(&a), ids(&b));
+        let leases = Leases::new(1_000);
+        let live: std::collections::HashSet<_> =
+            (0..1_000).map(|_| leases.insert(lease())).collect();
+        assert_eq!(live.len(), 1_000);
+        assert_eq!(leases.held(), 1_000);
     }
 
     #[test]

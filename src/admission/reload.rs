@@ -3,10 +3,17 @@
 //! keeping every pool's state by name, and swaps it in; leases and waiters
 //! carry over, tenants the policy drops drain.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use super::{Admission, Registry};
+use super::facade::Admission;
+use super::registry::{Registry, guaranteed_totals};
+use super::resource::Resource;
+use super::tenant::Tenant;
+use crate::clock::Nanos;
 use crate::policy::{Kind, Policy, PolicyError, Problem};
+use crate::policy::{LimitSpec, TenantSpec};
 
 /// What a reload changed, by name (for the log line).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,12 +65,7 @@ impl Admission {
         let now = self.clock.now();
         let next = {
             let _creating = old.hold_creations();
-            let next = Arc::new(Registry::build(
-                policy,
-                self.config.max_default_tenants,
-                Some(&old),
-                now,
-            ));
+            let next = Arc::new(old.reloaded(policy, self.config.max_default_tenants, now));
             self.registry.store(next.clone());
             old.replaced_by(next.clone());
             next
@@ -135,431 +137,162 @@ fn diff(old: &Registry, next: &Registry) -> Reloaded {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
+/// Most names [`Registry::departed`] remembers.
+const MAX_DEPARTED: usize = 100_000;
 
-    use super::*;
-    use crate::admission::{AcquireRequest, AdmissionConfig, AdmissionError, Decision, Grant};
-    use crate::clock::{Clock, ManualClock, NANOS_PER_SEC, SystemClock};
-    use crate::pool::Pool;
-
-    fn policy(yaml: &str) -> Policy {
-        Policy::load_str(yaml, "test").unwrap()
-    }
-
-    fn core(yaml: &str, clock: Arc<dyn Clock>) -> Arc<Admission> {
-        Arc::new(Admission::new(
-            &policy(yaml),
-            AdmissionConfig::default(),
-            clock,
-        ))
-    }
-
-    /// A core on a manual clock, at 1 s.
-    fn manual_on(p: &Policy) -> (Arc<Admission>, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
-        let core = Arc::new(Admission::new(p, AdmissionConfig::default(), clock.clone()));
-        (core, clock)
-    }
-
-    fn manual(yaml: &str) -> (Arc<Admission>, Arc<ManualClock>) {
-        manual_on(&policy(yaml))
-    }
-
-    fn acquire(core: &Admission, tenant: &str, resource: &str, amount: u64) -> Option<Grant> {
-        let req = AcquireRequest {
-            tenant,
-            resource,
-            amount,
-            ..Default::default()
-        };
-        match core.try_acquire(&req, core.clock().now()).unwrap() {
-            Decision::Granted(g) => Some(g),
-            Decision::Denied(_) => None,
+impl Registry {
+    /// The registry that puts `policy` in force after this one: pools the
+    /// policy makes smaller shrink first, then the next registry is built
+    /// on the kept state, and what the cuts left held is recounted.
+    fn reloaded(&self, policy: &Policy, max_default_tenants: usize, now: Nanos) -> Registry {
+        let carried = self.carried(policy, max_default_tenants);
+        let guaranteed = guaranteed_totals(policy, carried.len());
+        self.shrink_for(policy, &carried, &guaranteed, now);
+        let mut next = Registry::build(policy, max_default_tenants, Some(self), &carried, now);
+        // Tenants that left: if one comes back from defaults, it starts
+        // empty like any a reload adds.
+        let mut departed = self.departed.clone();
+        for t in self.tenants() {
+            if next.existing_tenant(&t.name).is_none() && departed.len() < MAX_DEPARTED {
+                departed.insert(t.name.clone());
+            }
         }
-    }
-
-    /// An Acquire of 1 that waits up to a minute, once it is parked.
-    async fn park(
-        core: &Arc<Admission>,
-        tenant: &'static str,
-        resource: &'static str,
-    ) -> tokio::task::JoinHandle<Result<Decision, AdmissionError>> {
-        let waiter = {
-            let core = core.clone();
-            tokio::spawn(async move {
-                let req = AcquireRequest {
-                    tenant,
-                    resource,
-                    amount: 1,
-                    max_wait: Duration::from_secs(60),
-                    ..Default::default()
-                };
-                core.acquire(&req).await
-            })
-        };
-        let r = core.resource_named(resource).unwrap();
-        while r.waiters.is_empty() {
-            tokio::task::yield_now().await;
+        departed.retain(|name| next.existing_tenant(name).is_none());
+        next.departed = departed;
+        // Pools grown back since the cuts hold nothing beyond them now.
+        for r in next.live() {
+            let _sizing = r.lock_sizing();
+            if r.recount_excess() {
+                r.resize_shared(now);
+            }
         }
-        waiter
+        next
     }
 
-    const RATE: &str = "resources: { db: { kind: rate, capacity: 1000 } }\n";
-
-    #[test]
-    fn unchanged_buckets_keep_their_state_and_changed_ones_take_the_new_limits() {
-        let (core, clock) = manual(&format!(
-            "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100 }} }} }}, b: {{ limits: {{ db: {{ guaranteed: 100 }} }} }} }}"
-        ));
-        assert!(acquire(&core, "a", "db", 100).is_some());
-        assert!(acquire(&core, "b", "db", 100).is_some());
-        let next = policy(&format!(
-            "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100 }} }} }}, b: {{ limits: {{ db: {{ guaranteed: 300 }} }} }}, c: {{ limits: {{ db: {{ guaranteed: 10 }} }} }} }}"
-        ));
-        let changes = core.reload(&next, "next").unwrap();
-        assert_eq!(changes.tenants_added, ["c"]);
-        // Emptied buckets stay empty: a reload hands out nothing.
-        assert!(acquire(&core, "a", "db", 1).is_none());
-        assert!(acquire(&core, "b", "db", 1).is_none());
-        assert!(
-            acquire(&core, "c", "db", 1).is_none(),
-            "a tenant a reload adds starts empty: adding and removing it mints nothing"
-        );
-        clock.advance(Duration::from_millis(500));
-        // Half a second at the new rates: a 50, b 150 (149 and a
-        // fraction: bucket arithmetic rounds against the caller), c 5.
-        assert!(acquire(&core, "c", "db", 5).is_some());
-        assert!(acquire(&core, "a", "db", 50).is_some());
-        assert!(acquire(&core, "a", "db", 1).is_none());
-        assert!(acquire(&core, "b", "db", 149).is_some());
-        assert!(acquire(&core, "b", "db", 2).is_none());
-        // Shared shrank by the new guarantees: 1000 − 100 − 300 − 10.
-        assert_eq!(core.registry().resource("db").unwrap().shared.size(), 590.0);
-    }
-
-    #[test]
-    fn a_removed_tenant_drains_and_its_guarantee_goes_to_shared() {
-        let yaml = "resources: { slots: { kind: concurrency, capacity: 4 } }\n\
-                    tenants: { a: { limits: { slots: { guaranteed: 2 } } }, g: { qos: gold } }\n";
-        let (core, _) = manual(yaml);
-        let lease = acquire(&core, "a", "slots", 2).unwrap().lease.unwrap();
-        assert!(acquire(&core, "g", "slots", 2).is_some());
-        let next = policy(
-            "resources: { slots: { kind: concurrency, capacity: 4 } }\ntenants: { g: { qos: gold } }\n",
-        );
-        let changes = core.reload(&next, "next").unwrap();
-        assert_eq!(changes.tenants_removed, ["a"]);
-        let err = core
-            .try_acquire(
-                &AcquireRequest {
-                    tenant: "a",
-                    resource: "slots",
-                    amount: 1,
-                    ..Default::default()
-                },
-                core.clock().now(),
-            )
-            .unwrap_err();
-        assert!(matches!(err, AdmissionError::NotFound(_)), "{err:?}");
-        // a's units still count against capacity until released.
-        assert!(acquire(&core, "g", "slots", 1).is_none());
-        let released = core.release(&lease.to_string()).unwrap();
-        assert_eq!(released.units, 2);
-        // The whole capacity is shared once the planner's tick settles.
-        core.registry().settle(core.clock().now());
-        assert!(acquire(&core, "g", "slots", 2).is_some());
-        assert_eq!(core.registry().resource("slots").unwrap().held(), 4);
-    }
-
-    #[test]
-    fn units_a_dropped_tenant_still_holds_do_not_go_to_borrowers_before_guarantees() {
-        let with_a = "resources: { slots: { kind: concurrency, capacity: 4 } }\n\
-                      tenants: { a: { limits: { slots: { guaranteed: 2 } } }, \
-                      b: { limits: { slots: { guaranteed: 1 } } }, s: { qos: gold } }\n";
-        let (core, _) = manual(with_a);
-        let lease = acquire(&core, "a", "slots", 2).unwrap().lease.unwrap();
-        core.reload(
-            &policy(
-                "resources: { slots: { kind: concurrency, capacity: 4 } }\n\
-                 tenants: { b: { limits: { slots: { guaranteed: 1 } } }, s: { qos: gold } }\n",
-            ),
-            "next",
-        )
-        .unwrap();
-        // Shared is what is neither guaranteed nor still held: 4 - 1 - 2.
-        assert!(acquire(&core, "s", "slots", 1).is_some());
-        assert!(
-            acquire(&core, "s", "slots", 1).is_none(),
-            "a's 2 are still out"
-        );
-        assert!(
-            acquire(&core, "b", "slots", 1).is_some(),
-            "b's guarantee holds"
-        );
-        // a's units come back: shared gets them at the next settle (tick).
-        core.release(&lease.to_string()).unwrap();
-        let registry = core.registry();
-        registry.settle(core.clock().now());
-        assert_eq!(registry.resource("slots").unwrap().shared.size(), 3.0);
-        assert!(acquire(&core, "s", "slots", 2).is_some());
-    }
-
-    /// `slots` with `tenants` (YAML flow map entries).
-    fn slots(capacity: u64, emergency: f64, tenants: &str) -> Policy {
-        policy(&format!(
-            "resources: {{ slots: {{ kind: concurrency, capacity: {capacity}, emergency: {emergency} }} }}\n\
-             tenants: {{ {tenants} }}\n"
-        ))
-    }
-
-    #[test]
-    fn units_held_beyond_a_cut_guarantee_do_not_go_to_borrowers() {
-        let with = |g| {
-            format!(
-                "a: {{ limits: {{ slots: {{ guaranteed: {g} }} }} }}, b: {{ limits: {{ slots: {{ guaranteed: 1 }} }} }}, s: {{ qos: gold }}"
-            )
+    /// Tenants a reload to `policy` keeps as tenants from its defaults:
+    /// those it does not list (created from defaults, or listed before),
+    /// while it has defaults, oldest first, as many as the new guarantees
+    /// leave room for. They keep their id, pools and history.
+    fn carried(&self, policy: &Policy, max_default_tenants: usize) -> Vec<Arc<Tenant>> {
+        let Some(defaults) = &policy.defaults else {
+            return Vec::new();
         };
-        let (core, _) = manual_on(&slots(4, 0.0, &with(3)));
-        assert!(acquire(&core, "a", "slots", 3).is_some());
-        core.reload(&slots(4, 0.0, &with(1)), "cut").unwrap();
-        // 4 = a's 1 + b's 1 + the 2 a holds beyond its new guarantee.
-        assert!(
-            acquire(&core, "s", "slots", 1).is_none(),
-            "nothing is shared"
-        );
-        assert!(
-            acquire(&core, "b", "slots", 1).is_some(),
-            "b's guarantee holds"
-        );
-    }
-
-    #[test]
-    fn units_held_beyond_a_cut_emergency_share_do_not_go_to_borrowers() {
-        let tenants =
-            "a: { limits: { slots: { guaranteed: 5 } } }, p: { qos: platinum }, s: { qos: gold }";
-        let (core, _) = manual_on(&slots(10, 0.5, tenants));
-        let g = acquire(&core, "p", "slots", 5).unwrap();
-        assert_eq!(g.split.emergency, 5);
-        core.reload(&slots(10, 0.0, tenants), "no emergency")
-            .unwrap();
-        assert!(
-            acquire(&core, "s", "slots", 1).is_none(),
-            "p's 5 are still out"
-        );
-        assert!(
-            acquire(&core, "a", "slots", 5).is_some(),
-            "a's guarantee holds"
-        );
-    }
-
-    #[test]
-    fn a_removed_tenant_that_comes_back_from_defaults_starts_empty() {
-        let defaults = "defaults: { limits: { db: { guaranteed: 100 } } }\n";
-        let (core, _) = manual(&format!("{RATE}{defaults}"));
-        assert!(
-            acquire(&core, "x", "db", 100).is_some(),
-            "created full at start"
-        );
-        core.reload(
-            &policy(&format!("{RATE}tenants: {{ y: {{}} }}")),
-            "no defaults",
-        )
-        .unwrap();
-        core.reload(&policy(&format!("{RATE}{defaults}")), "defaults again")
-            .unwrap();
-        assert!(
-            acquire(&core, "x", "db", 1).is_none(),
-            "x comes back empty: leaving and returning mints nothing"
-        );
-        assert!(
-            acquire(&core, "new", "db", 100).is_some(),
-            "a new name starts full"
-        );
-    }
-
-    #[test]
-    fn a_tenant_moved_from_the_list_to_defaults_keeps_its_bucket() {
-        let defaults = "defaults: { limits: { db: { guaranteed: 10 } } }\n";
-        let (core, _) = manual(&format!(
-            "{RATE}{defaults}tenants: {{ x: {{ limits: {{ db: {{ guaranteed: 10 }} }} }} }}"
-        ));
-        assert!(acquire(&core, "x", "db", 10).is_some());
-        let id = core.registry().existing_tenant("x").unwrap().id;
-        core.reload(&policy(&format!("{RATE}{defaults}")), "next")
-            .unwrap();
-        let x = core
-            .registry()
-            .existing_tenant("x")
-            .expect("kept, from defaults");
-        assert!(x.from_defaults);
-        assert_eq!(x.id, id);
-        assert!(acquire(&core, "x", "db", 1).is_none(), "still empty");
-    }
-
-    #[test]
-    fn a_reserve_set_on_a_tenant_a_reload_dropped_changes_nothing() {
-        let (core, _) = manual(&format!(
-            "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100, reserve: {{}} }} }} }}, b: {{}} }}"
-        ));
-        let stale = core.registry();
-        let a = stale.existing_tenant("a").unwrap();
-        let db = stale.resource("db").unwrap();
-        core.reload(&policy(&format!("{RATE}tenants: {{ b: {{}} }}")), "next")
-            .unwrap();
-        assert_eq!(stale.set_reserve(&a, db, 500, core.clock().now()), 0);
-        assert_eq!(
-            core.registry().resource("db").unwrap().shared.size(),
-            1000.0
-        );
-    }
-
-    #[test]
-    fn a_resource_dropped_and_added_back_gets_live_pools() {
-        let with_db = "resources:\n  db: { kind: rate, capacity: 1000 }\n  \
-                       slots: { kind: concurrency, capacity: 2 }\n\
-                       tenants: { a: { limits: { db: { guaranteed: 10, reserve: {} } } } }\n";
-        let without =
-            "resources:\n  slots: { kind: concurrency, capacity: 2 }\ntenants: { a: {} }\n";
-        let (core, clock) = manual(with_db);
-        core.reload(&policy(without), "without").unwrap();
-        core.reload(&policy(with_db), "with").unwrap();
-        assert_eq!(
-            core.set_reserve("a", "db", 100).unwrap(),
-            100,
-            "not retired"
-        );
-        clock.advance(Duration::from_secs(1));
-        assert!(acquire(&core, "a", "db", 10).is_some());
-    }
-
-    #[test]
-    fn a_capacity_cut_below_what_is_held_grants_nothing_until_enough_comes_back() {
-        let yaml = |c| {
-            format!(
-                "resources: {{ slots: {{ kind: concurrency, capacity: {c} }} }}\ntenants: {{ g: {{ qos: gold }} }}\n"
-            )
-        };
-        let (core, _) = manual(&yaml(4));
-        let leases: Vec<_> = (0..4)
-            .map(|_| acquire(&core, "g", "slots", 1).unwrap().lease.unwrap())
+        let mut room = max_default_tenants;
+        for (name, spec) in &policy.resources {
+            let g = defaults.limits.get(name).map_or(0, |l| l.guaranteed);
+            if g == 0 {
+                continue;
+            }
+            let free = spec.room().saturating_sub(policy.guaranteed_on(name));
+            room = room.min((free / g) as usize);
+        }
+        let mut carried: Vec<Arc<Tenant>> = self
+            .tenants()
+            .into_iter()
+            .filter(|t| !policy.tenants.contains_key(&*t.name))
             .collect();
-        core.reload(&policy(&yaml(2)), "next").unwrap();
-        assert_eq!(core.registry().resource("slots").unwrap().capacity(), 2);
-        core.release(&leases[0].to_string()).unwrap();
-        core.release(&leases[1].to_string()).unwrap();
-        assert!(acquire(&core, "g", "slots", 1).is_none(), "2 held of 2");
-        core.release(&leases[2].to_string()).unwrap();
-        assert!(acquire(&core, "g", "slots", 1).is_some());
-        assert!(acquire(&core, "g", "slots", 1).is_none());
+        carried.sort_by_key(|t| t.id);
+        carried.truncate(room);
+        carried
     }
 
-    #[test]
-    fn a_kind_change_is_refused_and_the_policy_in_force_stays() {
-        let (core, _) = manual(&format!(
-            "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 10 }} }} }} }}"
-        ));
-        let before = core.registry();
-        let next =
-            policy("resources: { db: { kind: concurrency, capacity: 5 } }\ntenants: { a: {} }\n");
-        let err = core.reload(&next, "edited.yaml").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "edited.yaml: resources.db.kind: cannot change from rate to concurrency while \
-             the daemon runs (restart it, or give the resource a new name)"
-        );
-        assert!(Arc::ptr_eq(&before, &core.registry()));
-        assert!(acquire(&core, "a", "db", 10).is_some());
-    }
-
-    #[test]
-    fn a_reserve_the_policy_drops_goes_back_to_shared() {
-        let with = |reserve: &str| {
-            format!(
-                "{RATE}tenants: {{ a: {{ limits: {{ db: {{ guaranteed: 100{reserve} }} }} }} }}"
+    /// Before a reload to `policy`: shrinks every pool the new policy makes
+    /// smaller, so what grows after finds the room. Guarantees cut shrink;
+    /// tenants or resources dropped lose their pools and are retired (their
+    /// leases still give back); reserves are cut to their new cap, or all
+    /// to 0 on a resource whose new guarantees (and units still held beyond
+    /// cuts) leave them no room; the planner sizes them again next tick.
+    /// Concurrency units held beyond a pool's new limit stay out of the
+    /// shared pool until they come back (see [`Resource::settle`]).
+    fn shrink_for(
+        &self,
+        policy: &Policy,
+        carried: &[Arc<Tenant>],
+        guaranteed: &HashMap<&str, u64>,
+        now: Nanos,
+    ) {
+        let carried: HashSet<u64> = carried.iter().map(|t| t.id).collect();
+        // Each tenant with its spec under `policy` (None: dropped), looked
+        // up once.
+        let tenants: Vec<(Arc<Tenant>, Option<&TenantSpec>)> = self
+            .tenants()
+            .into_iter()
+            .map(|t| {
+                let spec = match policy.tenants.get(&*t.name) {
+                    Some(spec) => Some(spec),
+                    None if carried.contains(&t.id) => policy.defaults.as_ref(),
+                    None => None,
+                };
+                (t, spec)
+            })
+            .collect();
+        // What a tenant has of a resource `policy` still names; None: the
+        // tenant is dropped (or its pools were retired before).
+        let limit_of = |(before, spec): &(Arc<Tenant>, Option<&TenantSpec>),
+                        r: &Resource|
+         -> Option<LimitSpec> {
+            if before.allotments[r.id].holdings.is_retired() {
+                return None;
+            }
+            Some(
+                spec.as_ref()?
+                    .limits
+                    .get(&*r.name)
+                    .cloned()
+                    .unwrap_or_default(),
             )
         };
-        let (core, _) = manual(&with(", reserve: { max: 300 }"));
-        assert_eq!(core.set_reserve("a", "db", 300).unwrap(), 300);
-        assert_eq!(core.registry().resource("db").unwrap().shared.size(), 600.0);
-        core.reload(&policy(&with("")), "next").unwrap();
-        let registry = core.registry();
-        let a = registry.existing_tenant("a").unwrap();
-        let db = registry.resource("db").unwrap();
-        assert_eq!(a.allotments[db.id].holdings.reserve.size(), 0.0);
-        assert_eq!(db.shared.size(), 900.0);
-    }
-
-    #[test]
-    fn tenants_from_defaults_carry_over_with_their_buckets() {
-        let with = |listed: u64| {
-            format!(
-                "{RATE}defaults: {{ limits: {{ db: {{ guaranteed: 10 }} }} }}\ntenants: {{ l: {{ limits: {{ db: {{ guaranteed: {listed} }} }} }} }}"
-            )
-        };
-        let (core, _) = manual(&with(100));
-        assert!(acquire(&core, "x", "db", 10).is_some());
-        let id = core.registry().existing_tenant("x").unwrap().id;
-        core.reload(&policy(&with(200)), "next").unwrap();
-        let x = core.registry().existing_tenant("x").expect("carried over");
-        assert_eq!(x.id, id, "same tenant: same idempotency keys and history");
-        assert!(
-            acquire(&core, "x", "db", 1).is_none(),
-            "its bucket is still empty"
-        );
-        // Σ guaranteed: listed 200 + x's 10.
-        assert_eq!(core.registry().resource("db").unwrap().shared.size(), 790.0);
-    }
-
-    #[tokio::test]
-    async fn leases_and_waiters_carry_over_and_a_new_resource_gets_a_dispatcher() {
-        let yaml = |extra: &str| {
-            format!(
-                "resources: {{ slots: {{ kind: concurrency, capacity: 1 }}{extra} }}\ntenants: {{ a: {{ qos: gold, limits: {{ slots: {{ guaranteed: 1 }} }} }} }}\n"
-            )
-        };
-        let core = core(&yaml(""), Arc::new(SystemClock::new()));
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let tasks = core.spawn(cancel.clone(), Duration::from_secs(1));
-        let held = acquire(&core, "a", "slots", 1).unwrap().lease.unwrap();
-        let waiter = park(&core, "a", "slots").await;
-        let slots = core.resource_named("slots").unwrap();
-        core.reload(
-            &policy(&yaml(", gpu: { kind: concurrency, capacity: 1 }")),
-            "next",
-        )
-        .unwrap();
-        core.release(&held.to_string()).unwrap();
-        let Ok(Decision::Granted(g)) = waiter.await.unwrap() else {
-            panic!("the waiter queued before the reload is served after it");
-        };
-        core.release(&g.lease.unwrap().to_string()).unwrap();
-        assert_eq!(slots.held(), 0);
-        let a = core.registry().existing_tenant("a").unwrap();
-        if let Pool::Concurrency(u) = &a.allotments[slots.id].holdings.guaranteed {
-            assert_eq!(u.held(), 0, "units came back to the pool that paid them");
+        // One resource at a time, under its sizing lock once per pass.
+        for r in self.resources.iter() {
+            let _sizing = r.lock_sizing();
+            let rspec = policy.resources.get(&*r.name);
+            // 1. Guarantees: those cut shrink now (a larger depth keeps the
+            // tokens held: no new ones); dropped pools retire.
+            for entry in &tenants {
+                let a = &entry.0.allotments[r.id];
+                match rspec.and_then(|_| limit_of(entry, r)) {
+                    Some(l) if l.guaranteed <= a.limit.guaranteed => {
+                        a.holdings.fit(r.kind, &l, now);
+                    }
+                    Some(_) => {}
+                    None => {
+                        a.holdings.retire();
+                        a.holdings.guaranteed.resize(0.0, 0, now);
+                        r.set_reserve_size(&a.holdings.reserve, 0, now);
+                    }
+                }
+                r.watch_drain(&a.holdings);
+            }
+            r.recount_excess();
+            // 2. Reserves, now that what is held beyond the cuts is known:
+            // cut to their new cap, or all to 0 if there is no room.
+            let Some(spec) = rspec else {
+                continue;
+            };
+            let crowded = guaranteed[&*r.name]
+                + r.reserve_total.load(Ordering::Relaxed)
+                + r.excess.load(Ordering::Relaxed)
+                > spec.room();
+            for entry in &tenants {
+                let Some(l) = limit_of(entry, r) else {
+                    continue;
+                };
+                let cap = match &l.reserve {
+                    _ if crowded => 0,
+                    None => 0,
+                    Some(res) => res.max.unwrap_or(spec.room().saturating_sub(l.guaranteed)),
+                };
+                let a = &entry.0.allotments[r.id];
+                if (a.holdings.reserve.size() as u64) > cap {
+                    r.set_reserve_size(&a.holdings.reserve, cap, now);
+                    r.watch_drain(&a.holdings);
+                }
+            }
+            r.recount_excess();
         }
-        // The new resource: a waiter there is woken by a release.
-        let gpu_lease = acquire(&core, "a", "gpu", 1).unwrap().lease.unwrap();
-        let waiter = park(&core, "a", "gpu").await;
-        core.release(&gpu_lease.to_string()).unwrap();
-        let Ok(Decision::Granted(g)) = waiter.await.unwrap() else {
-            panic!("the waiter on the new resource is served");
-        };
-        core.release(&g.lease.unwrap().to_string()).unwrap();
-        // Dropped again: a waiter parked there is answered NOT_FOUND, as a
-        // new Acquire would be.
-        let gpu_lease = acquire(&core, "a", "gpu", 1).unwrap().lease.unwrap();
-        let waiter = park(&core, "a", "gpu").await;
-        core.reload(&policy(&yaml("")), "again").unwrap();
-        assert!(matches!(
-            waiter.await.unwrap(),
-            Err(AdmissionError::NotFound(_))
-        ));
-        assert_eq!(core.release(&gpu_lease.to_string()).unwrap().units, 1);
-        cancel.cancel();
-        tasks.close();
-        tasks.wait().await;
     }
 }
+
+#[cfg(test)]
+#[path = "reload_tests.rs"]
+mod tests;

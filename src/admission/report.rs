@@ -6,11 +6,15 @@
 
 use std::time::Duration;
 
+use super::error::AdmissionError;
+use super::facade::{Admission, allotment, parse_lease};
 use super::lease::Entry;
-use super::{Admission, AdmissionError, allotment, parse_lease};
-use crate::clock::duration_to_nanos;
+use std::sync::atomic::Ordering;
+
+use super::allotment::Allotment;
+use crate::clock::{Nanos, duration_to_nanos};
 use crate::policy::Kind;
-use crate::pool::Tier;
+use crate::pool::{Pool, Tier};
 
 /// How the reported work ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -115,24 +119,37 @@ impl Admission {
                         Tier::Reserve,
                     ] {
                         let back = refund.min(lease.split.get(tier));
-                        a.pool(tier, resource).put_back(back, now);
+                        resource.pool(a, tier).put_back(back, now);
                         refund -= back;
                     }
                     resource.waiters.wake();
                 } else if entry.used > acquired {
-                    let debt = entry.used - acquired;
-                    let pool = if a.limit.guaranteed > 0 || !lease.tenant.qos.borrow {
-                        &a.holdings.guaranteed
-                    } else {
-                        &resource.shared
-                    };
-                    if let crate::pool::Pool::Rate(bucket) = pool {
-                        bucket.force_take(debt, now);
-                    }
+                    self.charge_overuse(a, entry.used - acquired, now);
                 }
                 Ok(())
             }
         }
+    }
+}
+
+impl Admission {
+    /// Work that used more than it acquired is owed by the reporting
+    /// tenant's own guaranteed bucket, at most `max_report_debt` of its
+    /// refill, and never by a pool other tenants draw on: one tenant's
+    /// Report cannot deny another tenant anything. Overuse beyond the bound,
+    /// or by a tenant with no guaranteed rate, is counted, not charged.
+    fn charge_overuse(&self, a: &Allotment, over: u64, now: Nanos) {
+        let charged = match &a.holdings.guaranteed {
+            Pool::Rate(bucket) => {
+                let window = self.config.max_report_debt.as_secs_f64();
+                // f64 → u64 saturates.
+                let max_debt = (bucket.rate() * window) as u64;
+                bucket.charge(over, max_debt, now)
+            }
+            Pool::Concurrency(_) => 0,
+        };
+        self.uncharged
+            .fetch_add(over - charged.min(over), Ordering::Relaxed);
     }
 }
 

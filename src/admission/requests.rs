@@ -10,8 +10,10 @@ use dashmap::DashMap;
 use foldhash::fast::RandomState;
 use tokio::sync::OnceCell;
 
-use super::registry::{Resource, Tenant};
-use super::{AdmissionError, Decision, Grant};
+use super::api::{Decision, Grant};
+use super::error::AdmissionError;
+use super::resource::Resource;
+use super::tenant::Tenant;
 use crate::clock::{Nanos, duration_to_nanos};
 
 /// One request id's record.

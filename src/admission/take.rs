@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use super::registry::{Allotment, Resource};
+use super::allotment::Allotment;
+use super::api::Denial;
+use super::resource::Resource;
 use crate::clock::{NANOS_PER_SEC, Nanos};
 use crate::policy::Kind;
 use crate::pool::{Pool, Split, Tier};
@@ -21,14 +23,8 @@ pub enum Scope {
 
 /// Outcome of one take.
 pub enum Take {
-    Paid {
-        split: Split,
-        remaining: u64,
-    },
-    Short {
-        retry_after: Duration,
-        remaining: u64,
-    },
+    Paid { split: Split, remaining: u64 },
+    Short(Denial),
 }
 
 /// Pays `amount` from the tenant's tiers, or takes nothing. A payment is
@@ -42,18 +38,16 @@ pub fn take(
     scope: Scope,
     now: Nanos,
 ) -> Take {
-    if let Some(gate) = &resource.gate {
-        let (got, _) = gate.take_up_to(amount);
-        if got < amount {
-            gate.put_back(got);
-            return short(resource, allotment, amount, scope, now);
-        }
+    if let Some(gate) = &resource.gate
+        && !gate.take_exact(amount)
+    {
+        return Take::Short(denial(resource, allotment, amount, scope, now));
     }
     let mut split = Split::default();
     let mut need = amount;
     let mut tiers = allotment.tiers(scope == Scope::Own).iter().copied();
     while let Some(tier) = tiers.next() {
-        let (got, available) = allotment.pool(tier, resource).take_up_to(need, now);
+        let (got, available) = resource.pool(allotment, tier).take_up_to(need, now);
         split.set(tier, got);
         need -= got;
         if need == 0 {
@@ -61,7 +55,7 @@ pub fn take(
             // the ones after still hold.
             let mut remaining = available - got;
             for later in tiers {
-                remaining += allotment.pool(later, resource).available(now);
+                remaining += resource.pool(allotment, later).available(now);
             }
             if let Some(gate) = &resource.gate {
                 remaining = remaining.min(gate.available());
@@ -72,21 +66,21 @@ pub fn take(
     }
     // Short: undo the partial takes (and the gate's whole amount).
     for tier in Tier::ALL {
-        allotment
-            .pool(tier, resource)
+        resource
+            .pool(allotment, tier)
             .put_back(split.get(tier), now);
     }
     if let Some(gate) = &resource.gate {
         gate.put_back(amount);
     }
-    short(resource, allotment, amount, scope, now)
+    Take::Short(denial(resource, allotment, amount, scope, now))
 }
 
 /// Returns a grant's split to the pools that paid it, and to the gate.
 pub fn give_back(resource: &Resource, allotment: &Allotment, split: &Split, now: Nanos) {
     for tier in Tier::ALL {
-        allotment
-            .pool(tier, resource)
+        resource
+            .pool(allotment, tier)
             .put_back(split.get(tier), now);
     }
     if let Some(gate) = &resource.gate {
@@ -99,7 +93,7 @@ pub fn remaining(resource: &Resource, allotment: &Allotment, scope: Scope, now: 
     let sum: u64 = allotment
         .tiers(scope == Scope::Own)
         .iter()
-        .map(|&t| allotment.pool(t, resource).available(now))
+        .map(|&t| resource.pool(allotment, t).available(now))
         .sum();
     match &resource.gate {
         Some(gate) => sum.min(gate.available()),
@@ -107,21 +101,23 @@ pub fn remaining(resource: &Resource, allotment: &Allotment, scope: Scope, now: 
     }
 }
 
+/// Why `amount` cannot be paid now, and when it might: what a denial
+/// says (no pool is touched).
 #[cold]
-fn short(
+pub(super) fn denial(
     resource: &Resource,
     allotment: &Allotment,
     amount: u64,
     scope: Scope,
     now: Nanos,
-) -> Take {
+) -> Denial {
     let remaining = remaining(resource, allotment, scope, now);
     let wait = match resource.kind {
         Kind::Rate => {
             let mut pools = [(0.0, 0.0, 0); 4];
             let mut n = 0;
             for &t in allotment.tiers(scope == Scope::Own) {
-                if let Pool::Rate(b) = allotment.pool(t, resource) {
+                if let Pool::Rate(b) = resource.pool(allotment, t) {
                     pools[n] = b.outlook(now);
                     n += 1;
                 }
@@ -139,7 +135,7 @@ fn short(
             (hold * deficit as f64 / held as f64).max(0.001)
         }
     };
-    Take::Short {
+    Denial {
         retry_after: Duration::from_secs_f64(wait.min(3600.0)),
         remaining,
     }

@@ -2,7 +2,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::clock::{ManualClock, NANOS_PER_SEC, SystemClock};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, ManualClock, NANOS_PER_SEC};
+use crate::policy::Policy;
 
 const POLICY: &str = r#"
 resources:
@@ -386,123 +389,161 @@ async fn a_denied_request_id_is_not_remembered() {
     granted(core.acquire(&r).await);
 }
 
-fn system_core() -> Arc<Admission> {
-    Arc::new(core_with(POLICY, Arc::new(SystemClock::new())))
+/// A core on a manual clock, with its dispatchers and reaper running on it.
+fn running(yaml: &str) -> (Arc<Admission>, Arc<ManualClock>, CancellationToken) {
+    let clock = Arc::new(ManualClock::new(NANOS_PER_SEC));
+    let core = Arc::new(core_with(yaml, clock.clone()));
+    let cancel = CancellationToken::new();
+    core.spawn(cancel.clone(), Duration::from_secs(1));
+    (core, clock, cancel)
+}
+
+/// Yields to the runtime (the dispatchers) until `done`; everything here is
+/// in-process, so a bounded number of yields is plenty unless a bug.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..100_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// Parks an Acquire with `max_wait` in a task; returns once it is queued.
+async fn park(
+    core: &Arc<Admission>,
+    tenant: &'static str,
+    resource: &'static str,
+    amount: u64,
+    max_wait: Duration,
+) -> tokio::task::JoinHandle<Result<Decision, AdmissionError>> {
+    let queued = core.resource_named(resource).unwrap().waiters.len();
+    let task = {
+        let core = core.clone();
+        tokio::spawn(async move {
+            let mut r = req(tenant, resource, amount);
+            r.max_wait = max_wait;
+            core.acquire(&r).await
+        })
+    };
+    let r = core.resource_named(resource).unwrap();
+    until("the waiter to queue", || r.waiters.len() > queued).await;
+    task
 }
 
 #[tokio::test]
 async fn a_waiter_is_woken_by_a_release() {
-    let core = system_core();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    core.spawn(cancel.clone(), Duration::from_secs(1));
-    let now = core.clock().now();
-    let g = granted(core.try_acquire(&req("bronze", "slots", 1), now));
-    let waiter = {
-        let core = core.clone();
-        tokio::spawn(async move {
-            let mut r = req("bronze", "slots", 1);
-            r.max_wait = Duration::from_secs(60);
-            core.acquire(&r).await
-        })
-    };
-    let registry = core.registry();
-    let slots = registry.resource("slots").unwrap();
-    while slots.waiters.is_empty() {
-        tokio::task::yield_now().await;
-    }
+    let (core, clock, _cancel) = running(POLICY);
+    let g = granted(core.try_acquire(&req("bronze", "slots", 1), clock.now()));
+    let waiter = park(&core, "bronze", "slots", 1, Duration::from_secs(60)).await;
     core.release(&g.lease.unwrap().to_string()).unwrap();
     let g2 = granted(waiter.await.unwrap());
     assert_eq!(g2.split.guaranteed, 1);
-    cancel.cancel();
 }
 
 #[tokio::test]
 async fn waiters_are_served_by_qos_class_then_priority_then_arrival() {
     let yaml = "resources: { slots: { kind: concurrency, capacity: 1 } }\n\
                 tenants: { gold: { qos: gold }, silver: { qos: silver } }\n";
-    let core = Arc::new(core_with(yaml, Arc::new(SystemClock::new())));
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let first = granted(core.try_acquire(&req("silver", "slots", 1), core.clock().now()));
-    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (core, clock, _cancel) = running(yaml);
+    let first = granted(core.try_acquire(&req("silver", "slots", 1), clock.now()));
     let mut tasks = Vec::new();
-    // All parked before the dispatcher starts, so all compete at once.
     for (tenant, priority) in [("silver", 9), ("gold", 0), ("gold", 5), ("gold", 0)] {
-        let (waiter, order) = (core.clone(), order.clone());
+        let core2 = core.clone();
+        let queued = core.resource_named("slots").unwrap().waiters.len();
         tasks.push(tokio::spawn(async move {
-            let core = waiter;
             let mut r = req(tenant, "slots", 1);
             r.max_wait = Duration::from_secs(60);
             r.priority = priority;
-            let g = granted(core.acquire(&r).await);
-            order.lock().unwrap().push((tenant, priority));
-            // Done with the slot: the next waiter's turn.
-            core.release(&g.lease.unwrap().to_string()).unwrap();
+            let g = granted(core2.acquire(&r).await);
+            (tenant, priority, g.lease.unwrap())
         }));
-        let registry = core.registry();
-        let slots = registry.resource("slots").unwrap();
-        while slots.waiters.len() < tasks.len() {
-            tokio::task::yield_now().await;
-        }
+        let slots = core.resource_named("slots").unwrap();
+        until("the waiter to queue", || slots.waiters.len() > queued).await;
     }
-    core.spawn(cancel.clone(), Duration::from_secs(1));
-    core.release(&first.lease.unwrap().to_string()).unwrap();
-    for t in tasks {
-        t.await.unwrap();
+    // One slot: each grant is released before the next, in queue order.
+    let mut order = Vec::new();
+    let mut held = first.lease.unwrap();
+    let mut pending: Vec<_> = tasks;
+    while !pending.is_empty() {
+        core.release(&held.to_string()).unwrap();
+        until("a grant", || pending.iter().any(|t| t.is_finished())).await;
+        let i = pending.iter().position(|t| t.is_finished()).unwrap();
+        let (tenant, priority, lease) = pending.remove(i).await.unwrap();
+        order.push((tenant, priority));
+        held = lease;
     }
     assert_eq!(
-        *order.lock().unwrap(),
+        order,
         [("gold", 5), ("gold", 0), ("gold", 0), ("silver", 9)]
     );
-    cancel.cancel();
 }
 
 #[tokio::test]
-async fn a_waiter_is_denied_at_its_deadline() {
-    let core = system_core();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    core.spawn(cancel.clone(), Duration::from_secs(1));
-    granted(core.try_acquire(&req("bronze", "slots", 1), core.clock().now()));
-    let mut r = req("bronze", "slots", 1);
-    r.max_wait = Duration::from_millis(20);
-    denied(core.acquire(&r).await);
-    cancel.cancel();
+async fn a_waiter_is_denied_at_its_deadline_and_not_before() {
+    let (core, clock, _cancel) = running(POLICY);
+    granted(core.try_acquire(&req("bronze", "slots", 1), clock.now()));
+    let waiter = park(&core, "bronze", "slots", 1, Duration::from_millis(20)).await;
+    clock.advance(Duration::from_millis(19));
+    for _ in 0..1_000 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiter.is_finished(), "answered before its deadline");
+    clock.advance(Duration::from_millis(1));
+    denied(waiter.await.unwrap());
 }
 
 #[tokio::test]
 async fn a_rate_waiter_is_woken_by_the_refill() {
-    let core = system_core();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    core.spawn(cancel.clone(), Duration::from_secs(1));
-    granted(core.try_acquire(&req("bronze", "db", 50), core.clock().now()));
-    let mut r = req("bronze", "db", 5);
-    r.max_wait = Duration::from_secs(30);
-    let g = granted(core.acquire(&r).await);
+    let (core, clock, _cancel) = running(POLICY);
+    granted(core.try_acquire(&req("bronze", "db", 50), clock.now()));
+    let waiter = park(&core, "bronze", "db", 5, Duration::from_secs(30)).await;
+    // bronze refills 50/s: 2.5 tokens after 50 ms, 5 after 100 ms.
+    clock.advance(Duration::from_millis(50));
+    for _ in 0..1_000 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiter.is_finished(), "granted before 5 tokens refilled");
+    clock.advance(Duration::from_millis(50));
+    let g = granted(waiter.await.unwrap());
     assert_eq!(g.split.guaranteed, 5);
-    cancel.cancel();
 }
 
 #[tokio::test]
-async fn shutdown_answers_waiters_unavailable() {
-    let core = system_core();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let tasks = core.spawn(cancel.clone(), Duration::from_secs(1));
-    granted(core.try_acquire(&req("bronze", "slots", 1), core.clock().now()));
-    let waiter = {
-        let core = core.clone();
-        tokio::spawn(async move {
-            let mut r = req("bronze", "slots", 1);
-            r.max_wait = Duration::from_secs(60);
-            core.acquire(&r).await
-        })
-    };
-    while core.resource_named("slots").unwrap().waiters.is_empty() {
-        tokio::task::yield_now().await;
-    }
+async fn shutdown_refuses_every_acquire_and_answers_waiters_unavailable() {
+    let (core, clock, cancel) = running(POLICY);
+    granted(core.try_acquire(&req("bronze", "slots", 1), clock.now()));
+    let waiter = park(&core, "bronze", "slots", 1, Duration::from_secs(60)).await;
     core.close();
+    // Tokens are there, yet nothing more is granted.
+    assert_eq!(
+        core.acquire(&req("plat", "db", 1)).await,
+        Err(AdmissionError::Unavailable)
+    );
     cancel.cancel();
     assert_eq!(waiter.await.unwrap(), Err(AdmissionError::Unavailable));
-    tasks.close();
-    tasks.wait().await;
+}
+
+#[tokio::test]
+async fn a_round_decides_one_waiter_per_tenant_not_every_waiter() {
+    // 1,000 waiters of one tenant and one of another: a release serves
+    // the best and leaves the rest parked in order.
+    let yaml = "resources: { slots: { kind: concurrency, capacity: 1 } }\n\
+                tenants: { a: { qos: gold }, b: { qos: silver } }\n";
+    let (core, clock, _cancel) = running(yaml);
+    let first = granted(core.try_acquire(&req("a", "slots", 1), clock.now()));
+    let mut waiters = Vec::new();
+    for _ in 0..1_000 {
+        waiters.push(park(&core, "a", "slots", 1, Duration::from_secs(60)).await);
+    }
+    let b = park(&core, "b", "slots", 1, Duration::from_secs(60)).await;
+    core.release(&first.lease.unwrap().to_string()).unwrap();
+    until("the first waiter's grant", || waiters[0].is_finished()).await;
+    let slots = core.resource_named("slots").unwrap();
+    assert_eq!(slots.waiters.len(), 1_000, "one served, 999 + b still wait");
+    assert!(!b.is_finished());
+    assert!(waiters[1..].iter().all(|w| !w.is_finished()));
 }
 
 #[test]

@@ -9,7 +9,6 @@ use tonic::{Request, Response, Status};
 use super::status;
 use crate::admission::{self as core, Admission, Decision};
 use crate::auth::{Auth, AuthError, Caller};
-use crate::metrics::Metrics;
 use crate::planner::Forecasts;
 use crate::proto;
 
@@ -22,7 +21,6 @@ pub const MAX_REPORT_ENTRIES: usize = 10_000;
 pub struct AdmissionService {
     core: Arc<Admission>,
     forecasts: watch::Receiver<Arc<Forecasts>>,
-    metrics: Arc<Metrics>,
     /// Bearer-token authentication; `None`: off.
     auth: Option<Arc<Auth>>,
 }
@@ -31,13 +29,11 @@ impl AdmissionService {
     pub fn new(
         core: Arc<Admission>,
         forecasts: watch::Receiver<Arc<Forecasts>>,
-        metrics: Arc<Metrics>,
         auth: Option<Arc<Auth>>,
     ) -> Self {
         Self {
             core,
             forecasts,
-            metrics,
             auth,
         }
     }
@@ -187,18 +183,13 @@ impl proto::admission_server::Admission for AdmissionService {
             request_id: Some(m.request_id.as_str()).filter(|s| !s.is_empty()),
             lease: m.lease,
         };
-        let decision = if max_wait.is_zero() && req.request_id.is_none() {
+        let decision = match self.core.admit(&req) {
             // The hot path: decided synchronously, no future state machine.
-            let clock = self.core.clock();
-            let now = clock.now();
-            let decision = self.core.try_acquire(&req, now);
-            self.metrics
-                .acquire_latency
-                .observe_ns(clock.now().saturating_sub(now));
-            decision
-        } else {
-            drop(_enter);
-            self.core.acquire(&req).await
+            core::Admit::Decided(decision) => decision,
+            core::Admit::Pending(decision) => {
+                drop(_enter);
+                decision.await
+            }
         };
         Ok(Response::new(acquire_response(decision.map_err(status)?)))
     }

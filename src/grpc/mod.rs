@@ -19,10 +19,9 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub fn admission_server(
     core: Arc<crate::admission::Admission>,
     forecasts: tokio::sync::watch::Receiver<Arc<crate::planner::Forecasts>>,
-    metrics: Arc<crate::metrics::Metrics>,
     auth: Option<Arc<crate::auth::Auth>>,
 ) -> AdmissionServer<AdmissionService> {
-    AdmissionServer::new(AdmissionService::new(core, forecasts, metrics, auth))
+    AdmissionServer::new(AdmissionService::new(core, forecasts, auth))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 

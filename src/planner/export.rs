@@ -48,6 +48,7 @@ impl Planner {
                 m.pool_tokens
                     .get_or_create(&labels)
                     .set(p.available(now) as f64);
+                m.pool_debt.get_or_create(&labels).set(p.debt(now) as f64);
             }
         }
         for r in registry.live() {
@@ -60,6 +61,7 @@ impl Planner {
                 m.pool_tokens
                     .get_or_create(&labels)
                     .set(p.available(now) as f64);
+                m.pool_debt.get_or_create(&labels).set(p.debt(now) as f64);
             }
             m.waiters
                 .get_or_create(&metrics::OfResource {
@@ -68,6 +70,10 @@ impl Planner {
                 .set(r.waiters.len() as i64);
         }
         m.leases_active.set(self.core.leases().held() as i64);
+        let uncharged = self.core.uncharged();
+        m.report_uncharged
+            .inc_by(uncharged.saturating_sub(self.uncharged));
+        self.uncharged = uncharged;
         let reclaimed = self.core.reclaimed();
         m.leases_reclaimed
             .inc_by(reclaimed.saturating_sub(self.reclaimed));
@@ -132,20 +138,24 @@ pub(super) fn forget(m: &Metrics, series: &[(String, Arc<str>)], resources: &[St
             family.remove(&s);
         }
         for pool in ["reserve", "guaranteed"] {
-            m.pool_tokens.remove(&metrics::Paid {
+            let labels = metrics::Paid {
                 tenant: tenant.clone(),
                 resource: resource.to_string(),
                 pool,
-            });
+            };
+            m.pool_tokens.remove(&labels);
+            m.pool_debt.remove(&labels);
         }
     }
     for resource in resources {
         for pool in ["shared", "emergency"] {
-            m.pool_tokens.remove(&metrics::Paid {
+            let labels = metrics::Paid {
                 tenant: String::new(),
                 resource: resource.clone(),
                 pool,
-            });
+            };
+            m.pool_tokens.remove(&labels);
+            m.pool_debt.remove(&labels);
         }
         m.waiters.remove(&metrics::OfResource {
             resource: resource.clone(),

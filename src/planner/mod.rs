@@ -152,6 +152,8 @@ pub struct Planner {
     metrics: Option<Arc<Metrics>>,
     /// Leases reclaimed as of the last tick (the metric counts the rest).
     reclaimed: u64,
+    /// Uncharged overuse as of the last tick (the metric counts the rest).
+    uncharged: u64,
     /// Where each series is in `series`, by its key (refits in flight
     /// find their series after a reload removed others).
     by_key: std::collections::HashMap<u64, usize>,
@@ -184,6 +186,7 @@ impl Planner {
             oracle: None,
             metrics: None,
             reclaimed: 0,
+            uncharged: 0,
             by_key: Default::default(),
             next_key: 0,
         }
@@ -470,7 +473,7 @@ impl Planner {
                 continue;
             }
             let (g, horizon, weight) = (a.limit.guaranteed as f64, s.horizon, s.tenant.qos.weight);
-            let max = a.max_reserve(&self.core.registry().resources[resource]) as f64;
+            let max = a.max_reserve(self.core.registry().resources[resource].room()) as f64;
             let band = self.band_over(i, now, wall, horizon);
             wants.push((sizing::reserve_wanted(band, g, max), weight));
             let band = self.band_over(i, now, wall, lead);

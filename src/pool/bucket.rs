@@ -1,4 +1,5 @@
-//! A token bucket for `kind: rate` pools: GCRA on one `AtomicU64`.
+//! A token bucket for `kind: rate` pools: GCRA whose whole state one CAS
+//! updates.
 //!
 //! The state is the theoretical arrival time (TAT): the bucket is full when
 //! `tat <= now`, and taking `k` tokens moves it `k × interval` forward, which
@@ -10,29 +11,113 @@
 //! an exact integer to within 1/64 ns per token. The rounding is always in
 //! the caller's disfavour, so capacity is never exceeded: it costs under
 //! 0.2% of the rate up to 10^8 tokens/s, and an empty bucket is full at most
-//! `depth / 64` ns later than the nominal rate says.
+//! `depth / 64` ns later than the nominal rate says. Every sum saturates; a
+//! saturated TAT is only a bucket in debt for ~9 years, never a special
+//! value (no sentinel shares the word with the arithmetic).
+//!
+//! # The state word: a generation-tagged double buffer
+//!
+//! The word is `(tat, generation)`, read and CAS'd as one 128-bit value
+//! ([`Word`]). The parameters of generation `g` (interval, depth, rate) live
+//! in `slots[g % 2]`. Takers, refunds and debits CAS `(tat, g) → (tat', g)`;
+//! [`Bucket::set_rate`] writes the new parameters into the *other* slot,
+//! then CASes `(tat, g) → (tat'', g + 1)`, under a writer mutex that takers
+//! never touch. Nobody waits for anybody: a take is lock-free (its CAS fails
+//! only because another update succeeded), and a resize never blocks a take.
+//!
+//! **Claim:** a successful CAS from `(t, g)` was computed from generation
+//! `g`'s parameters, and a read-only look that validates (word reloaded,
+//! same generation) saw them whole. **Proof sketch:**
+//!
+//! 1. Slot `g % 2` is written only by the writer of generation `g` (before
+//!    it publishes `g`) and by the writer of `g + 2`; the mutex orders all
+//!    writers, and the writer of `g + 2` starts after `g + 1` was published.
+//! 2. A reader that loads generation `g` (Acquire) synchronizes with the
+//!    CAS that published `g` (Release; later takes' CASes are RMWs, so they
+//!    continue its release sequence), so it sees at least `g`'s parameters.
+//! 3. If it reads any value the writer of `g + 2` stored (Release store,
+//!    Acquire load), that writer's past — the CAS publishing `g + 1` —
+//!    happens before the reader's next access to the word, which by
+//!    coherence then holds generation `≥ g + 1`: the CAS fails, or the
+//!    validating reload sees the change and the look is retried.
+//! 4. Generations only grow and never wrap, so `(t, g)` cannot reappear
+//!    (no ABA).
+//!
+//! `pool/loom.rs` checks this with loom: concurrent takes, resizes and
+//! reads never grant more than either generation's parameters allow and
+//! never see a mix of two generations.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use super::sync::{AtomicU64, Mutex, Ordering};
+use super::word::{State, Word};
 use crate::clock::{NANOS_PER_SEC, Nanos};
 
 const TICKS_PER_NANO: u64 = 64;
 const TICKS_PER_SEC: f64 = (NANOS_PER_SEC * TICKS_PER_NANO) as f64;
-/// Marks the state while [`Bucket::set_rate`] swaps the parameters: takers
-/// spin for those few instructions, so a take never mixes old and new.
-const LOCKED: u64 = u64::MAX;
-const MAX_TAT: u64 = LOCKED - 1;
 
 /// A rate pool.
 #[derive(Debug)]
 pub struct Bucket {
-    tat: AtomicU64,
-    /// Ticks per token; 0 means the pool has no rate and grants nothing.
+    word: Word,
+    /// Generation `g`'s parameters are in `slots[g % 2]`.
+    slots: [Slot; 2],
+    /// Serializes [`Bucket::set_rate`]; never taken on the take path.
+    writer: Mutex<()>,
+}
+
+/// One generation's parameters, each in its own atomic (written only by
+/// the writer of that generation; see the module docs).
+#[derive(Debug)]
+struct Slot {
     interval: AtomicU64,
-    /// Depth in tokens.
     depth: AtomicU64,
-    /// The rate as asked (f64 bits), for reporting; `interval` rounds it.
     nominal: AtomicU64,
+}
+
+/// One generation's parameters, as read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Params {
+    /// Ticks per token; 0 means the pool has no rate and grants nothing.
+    interval: u64,
+    /// Depth in tokens.
+    depth: u64,
+    /// The rate as asked, for reporting; `interval` rounds it.
+    nominal: f64,
+}
+
+impl Params {
+    fn new(rate: f64, depth: u64) -> Self {
+        let interval = interval_for(rate);
+        Self {
+            interval,
+            depth,
+            nominal: if interval == 0 { 0.0 } else { rate },
+        }
+    }
+}
+
+impl Slot {
+    fn new(p: Params) -> Self {
+        Self {
+            interval: AtomicU64::new(p.interval),
+            depth: AtomicU64::new(p.depth),
+            nominal: AtomicU64::new(p.nominal.to_bits()),
+        }
+    }
+
+    #[inline]
+    fn read(&self) -> Params {
+        Params {
+            interval: self.interval.load(Ordering::Acquire),
+            depth: self.depth.load(Ordering::Acquire),
+            nominal: f64::from_bits(self.nominal.load(Ordering::Acquire)),
+        }
+    }
+
+    fn write(&self, p: Params) {
+        self.interval.store(p.interval, Ordering::Release);
+        self.depth.store(p.depth, Ordering::Release);
+        self.nominal.store(p.nominal.to_bits(), Ordering::Release);
+    }
 }
 
 fn interval_for(rate: f64) -> u64 {
@@ -45,56 +130,55 @@ fn interval_for(rate: f64) -> u64 {
 
 #[inline]
 fn ticks(now: Nanos) -> u64 {
-    now.saturating_mul(TICKS_PER_NANO).min(MAX_TAT)
+    now.saturating_mul(TICKS_PER_NANO)
 }
 
 impl Bucket {
     /// A full bucket refilling at `rate` tokens/s, holding at most `depth`.
     pub fn new(rate: f64, depth: u64) -> Self {
-        Self {
-            tat: AtomicU64::new(0),
-            interval: AtomicU64::new(interval_for(rate)),
-            depth: AtomicU64::new(depth),
-            nominal: AtomicU64::new(nominal(rate).to_bits()),
-        }
+        Self::with_tat(Params::new(rate, depth), 0)
     }
 
     /// An empty bucket at `now`: it fills at `rate`, like one drained.
     pub fn new_empty(rate: f64, depth: u64, now: Nanos) -> Self {
-        let b = Self::new(rate, depth);
-        let interval = interval_for(rate);
-        let tat = ticks(now)
-            .saturating_add(depth.saturating_mul(interval))
-            .min(MAX_TAT);
-        b.tat.store(tat, Ordering::Relaxed);
-        b
+        let p = Params::new(rate, depth);
+        let tat = ticks(now).saturating_add(depth.saturating_mul(p.interval));
+        Self::with_tat(p, tat)
     }
 
-    /// Loads a consistent (tat, interval, depth), waiting out a concurrent
-    /// [`set_rate`](Self::set_rate).
+    fn with_tat(p: Params, tat: u64) -> Self {
+        Self {
+            word: Word::new(State { tat, generation: 0 }),
+            slots: [Slot::new(p), Slot::new(p)],
+            writer: Mutex::new(()),
+        }
+    }
+
     #[inline]
-    fn load(&self) -> (u64, u64, u64) {
+    fn params(&self, s: State) -> Params {
+        self.slots[(s.generation & 1) as usize].read()
+    }
+
+    /// A consistent look at the state and its parameters, for reading only:
+    /// retried if a resize published a new generation meanwhile.
+    #[inline]
+    fn look(&self) -> (State, Params) {
+        let mut s = self.word.load();
         loop {
-            let tat = self.tat.load(Ordering::Acquire);
-            if tat != LOCKED {
-                // Parameters written under LOCKED are published by the
-                // Release store of the new tat; a take that read stale ones
-                // fails its CAS because set_rate always changes tat.
-                return (
-                    tat,
-                    self.interval.load(Ordering::Relaxed),
-                    self.depth.load(Ordering::Relaxed),
-                );
+            let p = self.params(s);
+            let again = self.word.load();
+            if again.generation == s.generation {
+                return (s, p);
             }
-            std::hint::spin_loop();
+            s = again;
         }
     }
 
     /// Tokens that could be taken now.
     #[inline]
     pub fn available(&self, now: Nanos) -> u64 {
-        let (tat, interval, depth) = self.load();
-        available_at(tat, interval, depth, ticks(now))
+        let (s, p) = self.look();
+        available_at(s.tat, p, ticks(now))
     }
 
     /// Takes up to `want` tokens; returns how many were taken and how many
@@ -102,20 +186,23 @@ impl Bucket {
     #[inline]
     pub fn take_up_to(&self, want: u64, now: Nanos) -> (u64, u64) {
         let now = ticks(now);
+        let mut s = self.word.load();
+        let mut p = self.params(s);
         loop {
-            let (tat, interval, depth) = self.load();
-            let available = available_at(tat, interval, depth, now);
+            let available = available_at(s.tat, p, now);
             let k = want.min(available);
             if k == 0 {
                 return (0, available);
             }
-            let new = tat.max(now).saturating_add(k * interval).min(MAX_TAT);
-            if self
-                .tat
-                .compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                return (k, available);
+            let tat = s.tat.max(now).saturating_add(k.saturating_mul(p.interval));
+            match self.word.compare_exchange(s, State { tat, ..s }) {
+                Ok(()) => return (k, available),
+                Err(actual) => {
+                    if actual.generation != s.generation {
+                        p = self.params(actual);
+                    }
+                    s = actual;
+                }
             }
         }
     }
@@ -127,7 +214,7 @@ impl Bucket {
 
     /// Returns `n` tokens taken earlier; a full bucket stays full.
     pub fn put_back(&self, n: u64, now: Nanos) {
-        self.update(now, |tat, interval, now| {
+        self.update(now, |tat, interval, _, now| {
             if tat <= now {
                 tat
             } else {
@@ -138,27 +225,45 @@ impl Bucket {
 
     /// Charges `n` tokens whether or not they are there (a Report that used
     /// more than it acquired): the bucket goes into debt and grants nothing
-    /// until it has refilled past it.
-    pub fn force_take(&self, n: u64, now: Nanos) {
-        self.update(now, |tat, interval, now| {
-            tat.max(now)
+    /// until it has refilled past it. The debt after the charge is at most
+    /// `max_debt` tokens (debt already beyond it stays, never grows); returns
+    /// what was charged.
+    pub fn charge(&self, n: u64, max_debt: u64, now: Nanos) -> u64 {
+        let mut charged = 0;
+        self.update(now, |tat, interval, depth, now| {
+            // Deepest allowed: empty, then `max_debt` more.
+            let floor = now.saturating_add(depth.saturating_add(max_debt).saturating_mul(interval));
+            let to = tat
+                .max(now)
                 .saturating_add(n.saturating_mul(interval))
-                .min(MAX_TAT)
+                .min(floor)
+                .max(tat);
+            charged = (to - tat.max(now).min(to))
+                .checked_div(interval)
+                .unwrap_or(0);
+            to
         });
+        charged
     }
 
-    fn update(&self, now: Nanos, f: impl Fn(u64, u64, u64) -> u64) {
+    /// One CAS loop of `f(tat, interval, depth, now) -> tat`.
+    fn update(&self, now: Nanos, mut f: impl FnMut(u64, u64, u64, u64) -> u64) {
         let now = ticks(now);
+        let mut s = self.word.load();
+        let mut p = self.params(s);
         loop {
-            let (tat, interval, _) = self.load();
-            let new = f(tat, interval, now);
-            if new == tat
-                || self
-                    .tat
-                    .compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
+            let tat = f(s.tat, p.interval, p.depth, now);
+            if tat == s.tat {
                 return;
+            }
+            match self.word.compare_exchange(s, State { tat, ..s }) {
+                Ok(()) => return,
+                Err(actual) => {
+                    if actual.generation != s.generation {
+                        p = self.params(actual);
+                    }
+                    s = actual;
+                }
             }
         }
     }
@@ -166,85 +271,96 @@ impl Bucket {
     /// How long until `n` tokens can be taken, if nobody else takes any;
     /// `None` when never (no rate, or `n` deeper than the bucket).
     pub fn time_until(&self, n: u64, now: Nanos) -> Option<Nanos> {
-        let (tat, interval, depth) = self.load();
-        if interval == 0 || n > depth {
+        let (s, p) = self.look();
+        if p.interval == 0 || n > p.depth {
             return None;
         }
         let now = ticks(now);
-        let ready = tat.max(now).saturating_add(n * interval);
-        let limit = now.saturating_add(depth.saturating_mul(interval));
+        let ready = s.tat.max(now).saturating_add(n.saturating_mul(p.interval));
+        let limit = now.saturating_add(p.depth.saturating_mul(p.interval));
         Some(ready.saturating_sub(limit).div_ceil(TICKS_PER_NANO))
     }
 
     /// Refill rate in tokens/s as set (0 when the pool has no rate); the
     /// bucket refills at most this fast.
     pub fn rate(&self) -> f64 {
-        f64::from_bits(self.nominal.load(Ordering::Relaxed))
+        self.look().1.nominal
     }
 
     /// Fill now in tokens (fractional, negative when in debt), the refill
     /// rate actually applied, and depth, read consistently.
     pub fn outlook(&self, now: Nanos) -> (f64, f64, u64) {
-        let (tat, interval, depth) = self.load();
-        if interval == 0 {
-            return (0.0, 0.0, depth);
-        }
-        let backlog = tat.saturating_sub(ticks(now)) as f64;
-        let fill = depth as f64 - backlog / interval as f64;
-        (fill, rate_of(interval), depth)
+        let (s, p) = self.look();
+        (fill(s.tat, p, ticks(now)), rate_of(p.interval), p.depth)
+    }
+
+    /// Tokens owed now (0 unless a debit put the bucket below empty).
+    pub fn debt(&self, now: Nanos) -> u64 {
+        let (fill, _, _) = self.outlook(now);
+        if fill < 0.0 { (-fill).ceil() as u64 } else { 0 }
     }
 
     pub fn depth(&self) -> u64 {
-        self.load().2
+        self.look().1.depth
     }
 
     /// Changes rate and depth, keeping the tokens held (capped at the new
     /// depth) and any debt; a pool that had no rate starts empty. Never
     /// creates tokens, so resizing cannot break the capacity invariant.
+    /// Takes go on meanwhile; resizes are serialized among themselves.
     pub fn set_rate(&self, rate: f64, depth: u64, now: Nanos) {
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = ticks(now);
-        let new_interval = interval_for(rate);
-        let tat = loop {
-            let tat = self.tat.load(Ordering::Acquire);
-            if tat != LOCKED
-                && self
-                    .tat
-                    .compare_exchange_weak(tat, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                break tat;
+        let new = Params::new(rate, depth);
+        let mut s = self.word.load();
+        // Only writers change the generation, and we hold the writer lock:
+        // `s.generation` stays put, and so does its slot.
+        let old = self.params(s);
+        let next = s.generation + 1;
+        self.slots[(next & 1) as usize].write(new);
+        loop {
+            let tat = retarget(s.tat, old, new, now);
+            match self.word.compare_exchange(
+                s,
+                State {
+                    tat,
+                    generation: next,
+                },
+            ) {
+                Ok(()) => return,
+                Err(actual) => s = actual,
             }
-            std::hint::spin_loop();
-        };
-        let old_interval = self.interval.load(Ordering::Relaxed);
-        let old_depth = self.depth.load(Ordering::Relaxed);
-        // Fill in tokens, negative when in debt.
-        let fill: f64 = if old_interval == 0 {
-            0.0
-        } else {
-            let backlog = tat.saturating_sub(now) as f64;
-            old_depth as f64 - backlog / old_interval as f64
-        };
-        let new_tat = if new_interval == 0 {
-            now
-        } else {
-            let fill = fill.min(depth as f64);
-            let backlog = ((depth as f64 - fill) * new_interval as f64).ceil();
-            now.saturating_add(backlog as u64).min(MAX_TAT)
-        };
-        // Always change the state word, so a take that read the old
-        // parameters fails its CAS (no ABA).
-        let new_tat = if new_tat == tat { new_tat + 1 } else { new_tat };
-        self.interval.store(new_interval, Ordering::Relaxed);
-        self.depth.store(depth, Ordering::Relaxed);
-        self.nominal
-            .store(nominal(rate).to_bits(), Ordering::Relaxed);
-        self.tat.store(new_tat, Ordering::Release);
+        }
     }
 }
 
-fn nominal(rate: f64) -> f64 {
-    if interval_for(rate) == 0 { 0.0 } else { rate }
+/// The TAT that holds the same fill under `new` as `tat` holds under `old`
+/// at `now`, capped at the new depth; a pool that had no rate starts empty.
+fn retarget(tat: u64, old: Params, new: Params, now: u64) -> u64 {
+    if new.interval == 0 {
+        return now;
+    }
+    let fill = if old.interval == 0 {
+        0.0
+    } else {
+        fill(tat, old, now)
+    };
+    let fill = fill.min(new.depth as f64);
+    let backlog = ((new.depth as f64 - fill) * new.interval as f64).ceil();
+    // f64 → u64 saturates: a debt beyond 2^64 ticks stays a saturated TAT.
+    now.saturating_add(backlog as u64)
+}
+
+/// Fill at `now` in tokens, negative when in debt.
+fn fill(tat: u64, p: Params, now: u64) -> f64 {
+    if p.interval == 0 {
+        return 0.0;
+    }
+    let backlog = tat.saturating_sub(now) as f64;
+    p.depth as f64 - backlog / p.interval as f64
 }
 
 fn rate_of(interval: u64) -> f64 {
@@ -255,20 +371,20 @@ fn rate_of(interval: u64) -> f64 {
 }
 
 #[inline]
-fn available_at(tat: u64, interval: u64, depth: u64, now: u64) -> u64 {
-    if interval == 0 {
+fn available_at(tat: u64, p: Params, now: u64) -> u64 {
+    if p.interval == 0 {
         return 0;
     }
     let backlog = tat.saturating_sub(now);
-    let tau = depth.saturating_mul(interval);
+    let tau = p.depth.saturating_mul(p.interval);
     if backlog == 0 && tau < u64::MAX {
         // Full: no division (the common case for a tenant under its rate).
-        return depth;
+        return p.depth;
     }
     if backlog >= tau {
         0
     } else {
-        (tau - backlog) / interval
+        (tau - backlog) / p.interval
     }
 }
 
@@ -332,7 +448,7 @@ mod tests {
     #[test]
     fn debt_blocks_until_refilled() {
         let b = Bucket::new(10.0, 10);
-        b.force_take(30, 0);
+        assert_eq!(b.charge(30, u64::MAX, 0), 30);
         assert_eq!(b.available(0), 0);
         assert_eq!(b.available(2 * SEC), 0);
         assert_eq!(b.available(3 * SEC), 10);
@@ -378,5 +494,57 @@ mod tests {
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(taken, 1000);
+    }
+
+    #[test]
+    fn a_debt_saturated_at_the_end_of_time_is_only_debt() {
+        // The freeze of issue 16: a debt that saturates the TAT used to
+        // become the resize sentinel. Now it is a bucket in debt, and
+        // takes, looks and resizes all still answer.
+        let b = Bucket::new(10.0, 10);
+        b.charge(u64::MAX, u64::MAX, SEC);
+        b.charge(u64::MAX, u64::MAX, SEC);
+        assert_eq!(b.take_up_to(1, 2 * SEC), (0, 0));
+        assert!(b.debt(2 * SEC) > 1_000_000_000);
+        b.set_rate(20.0, 20, 3 * SEC);
+        b.set_rate(10.0, 10, 3 * SEC);
+        assert_eq!(b.available(3 * SEC), 0);
+        assert_eq!(b.time_until(1, 3 * SEC).map(|t| t > SEC), Some(true));
+        b.put_back(5, 3 * SEC);
+        assert_eq!(b.available(3 * SEC), 0, "still deep in debt");
+    }
+
+    #[test]
+    fn a_resize_moves_the_generation_and_keeps_the_fill() {
+        let b = Bucket::new(100.0, 100);
+        let g0 = b.word.load().generation;
+        b.take_up_to_n(40, 0);
+        b.set_rate(100.0, 100, 0);
+        assert_eq!(b.word.load().generation, g0 + 1, "even an equal resize");
+        assert_eq!(b.available(0), 60);
+        assert_eq!(b.debt(0), 0);
+        b.charge(80, u64::MAX, 0);
+        assert_eq!(b.debt(0), 20);
+    }
+
+    #[test]
+    fn a_charge_stops_at_the_debt_bound() {
+        let b = Bucket::new(10.0, 10);
+        assert_eq!(b.charge(1_000_000, 50, 0), 60, "empty, then 50 owed");
+        assert_eq!(b.debt(0), 50);
+        assert_eq!(b.charge(5, 50, 0), 0, "already at the bound");
+        assert_eq!(b.debt(0), 50);
+        // Refilled 2 s later: 30 owed, room for 20 more.
+        assert_eq!(b.debt(2 * SEC), 30);
+        assert_eq!(b.charge(100, 50, 2 * SEC), 20);
+        assert_eq!(b.debt(2 * SEC), 50);
+        // A tighter bound never forgives debt already owed.
+        assert_eq!(b.charge(1, 10, 2 * SEC), 0);
+        assert_eq!(b.debt(2 * SEC), 50);
+        assert_eq!(
+            Bucket::new(0.0, 0).charge(10, 10, 0),
+            0,
+            "no rate: nothing owed"
+        );
     }
 }

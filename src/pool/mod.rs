@@ -4,7 +4,11 @@
 //! know nothing of tenants or requests: admission composes them.
 
 mod bucket;
+#[cfg(all(test, loom))]
+mod loom;
+mod sync;
 mod units;
+mod word;
 
 pub use bucket::Bucket;
 pub use units::Units;
@@ -104,6 +108,14 @@ impl Pool {
         match self {
             Pool::Rate(b) => b.available(now),
             Pool::Concurrency(u) => u.available(),
+        }
+    }
+
+    /// Tokens owed (a bucket a Report charged beyond empty); 0 for a counter.
+    pub fn debt(&self, now: Nanos) -> u64 {
+        match self {
+            Pool::Rate(b) => b.debt(now),
+            Pool::Concurrency(_) => 0,
         }
     }
 

@@ -1,7 +1,12 @@
 //! Units held at once, for `kind: concurrency` pools: a counter and a limit,
-//! each one `AtomicU64`; one CAS decides a take.
+//! each one atomic; one CAS on the counter decides a take.
+//!
+//! The limit is read beside the counter, not with it: a take racing a
+//! resize may be decided on the old limit, which is the same as the take
+//! landing just before the resize (a shrink below what is held is a state
+//! the pool already allows: it then grants nothing until units return).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::sync::{AtomicU64, Ordering};
 
 /// A concurrency pool. The limit may shrink below what is held (the planner
 /// resized it); the pool then grants nothing until enough comes back.
@@ -30,11 +35,25 @@ impl Units {
     /// were there.
     #[inline]
     pub fn take_up_to(&self, want: u64) -> (u64, u64) {
+        self.take_where(want, |available| want.min(available))
+    }
+
+    /// Takes exactly `want` units or none: racing callers never see units
+    /// another caller took only to put them back (the resource gate).
+    #[inline]
+    pub fn take_exact(&self, want: u64) -> bool {
+        self.take_where(want, |available| if available >= want { want } else { 0 })
+            .0
+            == want
+    }
+
+    #[inline]
+    fn take_where(&self, want: u64, amount: impl Fn(u64) -> u64) -> (u64, u64) {
         let mut held = self.held.load(Ordering::Relaxed);
         loop {
             let available = self.limit.load(Ordering::Relaxed).saturating_sub(held);
-            let k = want.min(available);
-            if k == 0 {
+            let k = amount(available);
+            if k == 0 || want == 0 {
                 return (0, available);
             }
             match self.held.compare_exchange_weak(
@@ -88,6 +107,16 @@ mod tests {
         assert_eq!(u.take_up_to(1), (0, 0));
         u.put_back(2);
         assert_eq!(u.available(), 2);
+    }
+
+    #[test]
+    fn take_exact_takes_the_whole_amount_or_nothing() {
+        let u = Units::new(4);
+        assert!(u.take_exact(3));
+        assert!(!u.take_exact(2), "1 left: nothing taken");
+        assert_eq!(u.held(), 3);
+        assert!(u.take_exact(1));
+        assert!(!u.take_exact(1));
     }
 
     #[test]

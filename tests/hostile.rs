@@ -1,0 +1,191 @@
+//! Hostile and clumsy callers against the real binary (issue 16): every
+//! probe that once froze the daemon or hurt another tenant, driven from a
+//! gRPC client. Each call has a deadline, so a daemon that stops answering
+//! fails the test instead of hanging it.
+
+mod common;
+
+use std::future::Future;
+use std::time::Duration;
+
+use common::{Daemon, eventually};
+use prescient::proto::admission_client::AdmissionClient;
+use prescient::proto::{AcquireRequest, AcquireResponse, Decision, ReportEntry, ReportRequest};
+use tonic::transport::Channel;
+
+/// The example policy's shape, plus `mallory`, who has no limits of her own
+/// (she only borrows from the shared pool).
+const POLICY: &str = r#"
+resources:
+  db_queries: { kind: rate, capacity: 5000, emergency: 0.05 }
+  worker_slots: { kind: concurrency, capacity: 64, lease_ttl: 30s }
+tenants:
+  checkout:
+    qos: platinum
+    limits:
+      db_queries:
+        guaranteed: 1000
+        burst: 2000
+        reserve: { quantile: 0.95, horizon: 30s, max: 1500 }
+      worker_slots: { guaranteed: 16 }
+  search:
+    qos: silver
+    limits:
+      db_queries: { guaranteed: 500 }
+  mallory: { qos: silver, limits: {} }
+"#;
+
+/// Long enough for any answer on a loaded CI machine; a frozen daemon
+/// never answers.
+const ANSWER: Duration = Duration::from_secs(10);
+
+async fn answered<T>(what: &str, call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(ANSWER, call)
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {what} within {ANSWER:?}: the daemon froze"))
+}
+
+fn ask(tenant: &str, resource: &str, amount: u64, lease: bool) -> AcquireRequest {
+    AcquireRequest {
+        tenant: tenant.into(),
+        resource: resource.into(),
+        amount,
+        lease,
+        ..Default::default()
+    }
+}
+
+async fn acquire(c: &mut AdmissionClient<Channel>, r: AcquireRequest) -> AcquireResponse {
+    let what = format!("Acquire {} x{} of {}", r.tenant, r.amount, r.resource);
+    answered(&what, c.acquire(r))
+        .await
+        .unwrap_or_else(|s| panic!("{what}: {s:?}"))
+        .into_inner()
+}
+
+/// Takes `amount` with a lease and reports `used` against it.
+async fn overuse(c: &mut AdmissionClient<Channel>, tenant: &str, amount: u64, used: u64) {
+    let g = acquire(c, ask(tenant, "db_queries", amount, true)).await;
+    assert_eq!(g.decision(), Decision::Granted, "{g:?}");
+    let entry = ReportEntry {
+        tenant: tenant.into(),
+        resource: "db_queries".into(),
+        lease_id: g.lease_id,
+        used,
+        ..Default::default()
+    };
+    let r = answered(
+        "Report",
+        c.report(ReportRequest {
+            entries: vec![entry],
+        }),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(r.accepted, 1, "{r:?}");
+}
+
+/// Every resource still answers, and the admin port too.
+async fn still_serving(d: &Daemon, c: &mut AdmissionClient<Channel>) {
+    for (tenant, resource) in [
+        ("checkout", "db_queries"),
+        ("search", "db_queries"),
+        ("checkout", "worker_slots"),
+    ] {
+        acquire(c, ask(tenant, resource, 1, false)).await;
+    }
+    let admin = d.admin;
+    let status = answered(
+        "/healthz",
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(admin).unwrap();
+            write!(s, "GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(status.starts_with("HTTP/1.0 200") || status.starts_with("HTTP/1.1 200"));
+}
+
+async fn reloaded(d: &Daemon, n: f64) {
+    eventually(ANSWER, "the reload to go in force", || async {
+        (d.metric("prescient_policy_reloads_total{result=\"ok\"}") >= Some(n)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_huge_report_leaves_the_daemon_answering_through_reloads_and_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, POLICY).unwrap();
+    let mut d = Daemon::start_at(&path, &[]);
+    let mut c = d.client().await;
+
+    // A borrower (charged to the shared pool before) and a tenant with a
+    // guarantee (its bucket's debt saturated to the resize sentinel).
+    overuse(&mut c, "mallory", 1, 1_000_000_000_000).await;
+    overuse(&mut c, "checkout", 1, u64::MAX).await;
+    overuse(&mut c, "checkout", 1, u64::MAX).await;
+    still_serving(&d, &mut c).await;
+
+    // The planner resizes the shared and reserve pools every tick; a reload
+    // resizes checkout's guaranteed bucket, then SIGHUP reloads again.
+    std::fs::write(&path, POLICY.replace("guaranteed: 1000", "guaranteed: 900")).unwrap();
+    reloaded(&d, 1.0).await;
+    still_serving(&d, &mut c).await;
+    d.signal("HUP");
+    reloaded(&d, 2.0).await;
+    still_serving(&d, &mut c).await;
+
+    let status = answered("SIGTERM", async { d.terminate() }).await;
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn one_tenants_overuse_never_denies_another() {
+    let d = Daemon::start(POLICY, &[]);
+    let mut c = d.client().await;
+    overuse(&mut c, "mallory", 1, 100_000_000).await;
+    // search borrows beyond its guarantee (500) and checkout beyond its
+    // burst (2000): both need the shared pool mallory's Report once sank.
+    for (tenant, amount) in [("search", 600), ("checkout", 2100)] {
+        let r = acquire(&mut c, ask(tenant, "db_queries", amount, false)).await;
+        assert_eq!(r.decision(), Decision::Granted, "{tenant}: {r:?}");
+        assert!(r.from_shared > 0, "{tenant} borrowed: {r:?}");
+    }
+    // mallory's overuse is counted, not charged, and the shared pool owes
+    // nothing.
+    eventually(ANSWER, "the overuse in /metrics", || async {
+        (d.metric("prescient_report_uncharged_tokens_total") >= Some(99_999_999.0)).then_some(())
+    })
+    .await;
+    let shared = "prescient_pool_debt_tokens{tenant=\"\",resource=\"db_queries\",pool=\"shared\"}";
+    assert_eq!(d.metric(shared), Some(0.0));
+}
+
+#[tokio::test]
+async fn overuse_is_owed_by_the_reporters_own_guarantee_up_to_the_bound() {
+    // 2 s of refill at most: checkout (1000/s) owes at most 2000 tokens.
+    let d = Daemon::start(POLICY, &[("PRESCIENT_ADMISSION__MAX_REPORT_DEBT", "2s")]);
+    let mut c = d.client().await;
+    overuse(&mut c, "checkout", 10, 1_000_000).await;
+    let debt = "prescient_pool_debt_tokens{tenant=\"checkout\",resource=\"db_queries\",pool=\"guaranteed\"}";
+    let owed = eventually(ANSWER, "checkout's debt in /metrics", || async {
+        d.metric(debt).filter(|&v| v > 0.0)
+    })
+    .await;
+    assert!(owed <= 2000.0, "owes {owed}, bound 2000");
+    // checkout is denied its own bucket while in debt, yet may still
+    // borrow; search is untouched.
+    let r = acquire(&mut c, ask("checkout", "db_queries", 100, false)).await;
+    assert_eq!(r.decision(), Decision::Granted, "{r:?}");
+    assert_eq!(r.from_guaranteed, 0, "its own bucket owes: {r:?}");
+    let r = acquire(&mut c, ask("search", "db_queries", 500, false)).await;
+    assert_eq!(r.from_guaranteed, 500, "{r:?}");
+}
