@@ -1,13 +1,15 @@
 //! Daemon settings through the `config` crate: the embedded
 //! `config/prescient.yaml`, then `--config FILE`, then `PRESCIENT_*`
-//! environment variables, then flags. Parsed once at start into typed
-//! structs; nothing else reads the environment.
+//! environment variables (see [`env`]), then flags. Parsed once at start
+//! into typed structs; nothing else reads the environment.
+
+pub mod env;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use config::{Config, Environment, File, FileFormat};
+use config::{Config, File, FileFormat};
 use serde::Deserialize;
 
 use crate::admission::AdmissionConfig;
@@ -34,6 +36,11 @@ pub struct Settings {
     pub admission: AdmissionSettings,
     pub reload: ReloadSettings,
     pub grpc: GrpcSettings,
+    /// `PRESCIENT_*` variables that name no setting (Kubernetes service
+    /// links, an app's own variables), ignored; the caller logs them once
+    /// logging is up.
+    #[serde(skip)]
+    pub unused_env: Vec<String>,
 }
 
 /// Per-connection limits of the gRPC port.
@@ -191,18 +198,26 @@ pub struct Overrides {
 }
 
 impl Settings {
-    /// Layers the sources; errors name the key and the source.
+    /// Layers the sources over the process environment; errors name the
+    /// key and the source.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, config::ConfigError> {
+        Self::load_from(file, overrides, std::env::vars_os())
+    }
+
+    /// [`load`](Self::load) with the environment given.
+    pub fn load_from(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Result<Self, config::ConfigError> {
+        let env = env::SettingsEnv::sort(vars, EMBEDDED)?;
         let mut builder = Config::builder().add_source(File::from_str(EMBEDDED, FileFormat::Yaml));
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).format(FileFormat::Yaml).required(true));
         }
-        builder = builder.add_source(
-            Environment::with_prefix("PRESCIENT")
-                .prefix_separator("_")
-                .separator("__"),
-        );
+        builder = builder.add_source(env.source());
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let mut flagged = Vec::new();
         for (key, value) in [
             ("policy", path(&overrides.policy)),
             ("listen", overrides.listen.clone()),
@@ -210,10 +225,17 @@ impl Settings {
             ("state_dir", path(&overrides.state_dir)),
             ("log.format", overrides.log_format.clone()),
         ] {
+            if value.is_some() {
+                flagged.push(key);
+            }
             builder = builder.set_override_option(key, value)?;
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| env.blame(e, &flagged))?;
         settings.check()?;
+        settings.unused_env = env.unused;
         Ok(settings)
     }
 
@@ -304,5 +326,82 @@ mod tests {
         std::fs::write(&file, "tick: 0s\n").unwrap();
         let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("tick"), "{err}");
+    }
+
+    fn from_env(vars: &[(&str, &str)]) -> Result<Settings, config::ConfigError> {
+        let vars = vars.iter().map(|(k, v)| (k.into(), v.into()));
+        Settings::load_from(None, &Overrides::default(), vars)
+    }
+
+    #[test]
+    fn the_environment_sets_nested_keys_and_ignores_variables_that_name_no_setting() {
+        let s = from_env(&[
+            ("PRESCIENT_ADMISSION__MAX_LEASES", "5000"),
+            ("PRESCIENT_RELOAD__WATCH", "false"),
+            ("PRESCIENT_ADMIN_LISTEN", "127.0.0.1:7001"),
+            // A Service named `prescient` in the namespace, and the app's own.
+            ("PRESCIENT_SERVICE_HOST", "10.96.0.10"),
+            ("PRESCIENT_PORT", "tcp://10.96.0.10:50051"),
+            ("PRESCIENT_PORT_50051_TCP_ADDR", "10.96.0.10"),
+            ("PRESCIENT_ENDPOINT", "http://127.0.0.1:50051"),
+        ])
+        .unwrap();
+        assert_eq!(s.admission.max_leases, 5000);
+        assert!(!s.reload.watch);
+        assert_eq!(s.admin_listen.port(), 7001);
+        assert_eq!(
+            s.unused_env,
+            [
+                "PRESCIENT_ENDPOINT",
+                "PRESCIENT_PORT",
+                "PRESCIENT_PORT_50051_TCP_ADDR",
+                "PRESCIENT_SERVICE_HOST"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_embedded_key_is_settable_from_the_environment() {
+        let defaults = from_env(&[]).unwrap();
+        let text: serde_norway::Value = serde_norway::from_str(EMBEDDED).unwrap();
+        let mut vars = Vec::new();
+        let mut stack = vec![(String::new(), &text)];
+        while let Some((key, value)) = stack.pop() {
+            match value {
+                serde_norway::Value::Mapping(m) => {
+                    for (k, v) in m {
+                        let k = k.as_str().unwrap();
+                        let key = if key.is_empty() {
+                            k.to_owned()
+                        } else {
+                            format!("{key}.{k}")
+                        };
+                        stack.push((key, v));
+                    }
+                }
+                serde_norway::Value::String(v) => vars.push((env::variable(&key), v.clone())),
+                other => vars.push((
+                    env::variable(&key),
+                    serde_norway::to_string(other).unwrap().trim().to_owned(),
+                )),
+            }
+        }
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let s = from_env(&vars).unwrap();
+        assert!(s.unused_env.is_empty(), "{:?}", s.unused_env);
+        assert_eq!(s, defaults);
+    }
+
+    #[test]
+    fn a_bad_value_in_the_environment_names_its_key_and_source() {
+        let err = from_env(&[("PRESCIENT_ADMISSION__MAX_LEASES", "many")]).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.starts_with("PRESCIENT_ADMISSION__MAX_LEASES: "),
+            "{err}"
+        );
+        assert!(err.contains("admission.max_leases"), "{err}");
+        let err = from_env(&[("PRESCIENT_LISTEN", "nowhere")]).unwrap_err();
+        assert!(err.to_string().starts_with("PRESCIENT_LISTEN: "), "{err}");
     }
 }
