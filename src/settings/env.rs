@@ -175,8 +175,10 @@ mod tests {
             ("HOME", "/root"),
             ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
         ]);
+        let mut settings: Vec<_> = env.settings.keys().collect();
+        settings.sort();
         assert_eq!(
-            env.settings.keys().collect::<Vec<_>>(),
+            settings,
             ["PRESCIENT_ADMISSION__MAX_LEASES", "PRESCIENT_TICK"]
         );
         assert_eq!(
