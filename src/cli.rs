@@ -116,6 +116,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = Settings::load(config.as_deref(), &overrides)
                 .map_err(|e| anyhow::anyhow!("settings: {e}"))?;
             init_logs(&settings);
+            if !settings.unused_env.is_empty() {
+                tracing::warn!(
+                    variables = settings.unused_env.join(", "),
+                    "environment variables with the PRESCIENT_ prefix that name no setting are ignored"
+                );
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -174,6 +180,12 @@ fn simulate(
     };
     let settings = Settings::load(config, &Overrides::default())
         .map_err(|e| anyhow::anyhow!("settings: {e}"))?;
+    if !settings.unused_env.is_empty() {
+        eprintln!(
+            "prescient: ignoring environment variables with the PRESCIENT_ prefix that name no setting: {}",
+            settings.unused_env.join(", ")
+        );
+    }
     let trace = match Trace::load(trace, &policy) {
         Ok(t) => t,
         Err(e) => {

@@ -167,8 +167,14 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     tasks.push(match policy_text {
         Some(text) => {
             let apply = move |r| to_planner.send(PlannerCall::Reload(r)).is_ok();
-            PolicyWatcher::new(settings.policy.clone(), text, apply, metrics.clone())
-                .spawn(settings.watch_config(), cancel.clone())?
+            PolicyWatcher::new(
+                settings.policy.clone(),
+                policy.clone(),
+                text,
+                apply,
+                metrics.clone(),
+            )
+            .spawn(settings.watch_config(), cancel.clone())?
         }
         None => crate::watcher::ignore_hangups(cancel.clone())?,
     });

@@ -260,11 +260,11 @@ impl Metrics {
         let reloads = Family::<Outcome, Counter>::default();
         registry.register(
             "policy_reloads",
-            "Policy reloads, by result (ok, error)",
+            "Policy reloads, by result (ok; error: invalid file; refused: removes too much, see reload.max_removed_share)",
             reloads.clone(),
         );
         // Both series exist from the start, so `increase()` sees the first.
-        for result in ["ok", "error"] {
+        for result in ["ok", "error", "refused"] {
             let _ = reloads.get_or_create(&Outcome { result });
         }
         let reload_ok = Gauge::default();
@@ -338,12 +338,12 @@ impl Metrics {
         self.reloads.get_or_create(&Outcome { result: "ok" }).inc();
     }
 
-    /// Counts a refused reload (the policy in force stays).
-    pub fn reload_refused(&self) {
+    /// Counts a reload that did not put its file in force (the policy in
+    /// force stays): `error` for an invalid file, `refused` for a valid one
+    /// the removal guard held back.
+    pub fn reload_refused(&self, result: &'static str) {
         self.reload_ok.set(0);
-        self.reloads
-            .get_or_create(&Outcome { result: "error" })
-            .inc();
+        self.reloads.get_or_create(&Outcome { result }).inc();
     }
 
     /// The label value for a tenant: its name while under the bound, else

@@ -1,13 +1,15 @@
 //! Daemon settings through the `config` crate: the embedded
 //! `config/prescient.yaml`, then `--config FILE`, then `PRESCIENT_*`
-//! environment variables, then flags. Parsed once at start into typed
-//! structs; nothing else reads the environment.
+//! environment variables (see [`env`]), then flags. Parsed once at start
+//! into typed structs; nothing else reads the environment.
+
+pub mod env;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use config::{Config, Environment, File, FileFormat};
+use config::{Config, File, FileFormat};
 use serde::Deserialize;
 
 use crate::admission::AdmissionConfig;
@@ -34,6 +36,11 @@ pub struct Settings {
     pub admission: AdmissionSettings,
     pub reload: ReloadSettings,
     pub grpc: GrpcSettings,
+    /// `PRESCIENT_*` variables that name no setting (Kubernetes service
+    /// links, an app's own variables), ignored; the caller logs them once
+    /// logging is up.
+    #[serde(skip)]
+    pub unused_env: Vec<String>,
 }
 
 /// Per-connection limits of the gRPC port.
@@ -59,6 +66,9 @@ pub struct ReloadSettings {
     /// Quiet time after a change before the file is read.
     #[serde(with = "humantime_serde")]
     pub debounce: Duration,
+    /// An edit that removes more than this share of the tenants or of the
+    /// resources is refused unless forced (SIGHUP); 1: no guard.
+    pub max_removed_share: f64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -153,6 +163,7 @@ impl Settings {
         crate::watcher::WatchConfig {
             watch: self.reload.watch,
             debounce: self.reload.debounce,
+            max_removed_share: self.reload.max_removed_share,
         }
     }
 
@@ -194,18 +205,26 @@ pub struct Overrides {
 }
 
 impl Settings {
-    /// Layers the sources; errors name the key and the source.
+    /// Layers the sources over the process environment; errors name the
+    /// key and the source.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, config::ConfigError> {
+        Self::load_from(file, overrides, std::env::vars_os())
+    }
+
+    /// [`load`](Self::load) with the environment given.
+    pub fn load_from(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Result<Self, config::ConfigError> {
+        let env = env::SettingsEnv::sort(vars, EMBEDDED)?;
         let mut builder = Config::builder().add_source(File::from_str(EMBEDDED, FileFormat::Yaml));
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).format(FileFormat::Yaml).required(true));
         }
-        builder = builder.add_source(
-            Environment::with_prefix("PRESCIENT")
-                .prefix_separator("_")
-                .separator("__"),
-        );
+        builder = builder.add_source(env.source());
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let mut flagged = Vec::new();
         for (key, value) in [
             ("policy", path(&overrides.policy)),
             ("listen", overrides.listen.clone()),
@@ -213,10 +232,17 @@ impl Settings {
             ("state_dir", path(&overrides.state_dir)),
             ("log.format", overrides.log_format.clone()),
         ] {
+            if value.is_some() {
+                flagged.push(key);
+            }
             builder = builder.set_override_option(key, value)?;
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| env.blame(e, &flagged))?;
         settings.check()?;
+        settings.unused_env = env.unused;
         Ok(settings)
     }
 
@@ -247,6 +273,9 @@ impl Settings {
                 "needs cert_file and key_file (mutual TLS is TLS first)",
             );
         }
+        if !(0.0..=1.0).contains(&self.reload.max_removed_share) {
+            return bad("reload.max_removed_share", "must be in [0, 1]");
+        }
         if self.planner.snapshot_every.is_zero() {
             return bad("planner.snapshot_every", "must be > 0");
         }
@@ -258,54 +287,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn embedded_defaults_load_with_the_documented_addresses() {
-        let s = Settings::load(None, &Overrides::default()).unwrap();
-        assert_eq!(s.listen, "127.0.0.1:50051".parse().unwrap());
-        assert_eq!(s.admin_listen, "127.0.0.1:9090".parse().unwrap());
-        assert_eq!(s.policy, PathBuf::new());
-        assert_eq!(s.tick, Duration::from_secs(1));
-        assert_eq!(s.log.format, LogFormat::Text);
-        assert_eq!(s.admission.idempotency_window, Duration::from_secs(300));
-        assert_eq!(s.grpc.max_concurrent_streams, 1000);
-        assert_eq!(s.grpc.keepalive_interval, Duration::from_secs(30));
-    }
-
-    #[test]
-    fn flags_override_the_file_which_overrides_the_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("p.yaml");
-        std::fs::write(
-            &file,
-            "listen: 127.0.0.1:7000\nadmin_listen: 127.0.0.1:7001\nadmission:\n  max_waiters: 7\n",
-        )
-        .unwrap();
-        let flags = Overrides {
-            listen: Some("127.0.0.1:0".into()),
-            ..Overrides::default()
-        };
-        let s = Settings::load(Some(&file), &flags).unwrap();
-        assert_eq!(s.listen.port(), 0, "flag wins over the file");
-        assert_eq!(s.admin_listen.port(), 7001, "file wins over the defaults");
-        assert_eq!(s.admission.max_waiters, 7);
-        assert_eq!(
-            s.admission.max_leases, 1_000_000,
-            "untouched keys keep defaults"
-        );
-    }
-
-    #[test]
-    fn a_bad_value_names_its_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("p.yaml");
-        std::fs::write(&file, "listen: nowhere\n").unwrap();
-        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("listen"), "{err}");
-        std::fs::write(&file, "tick: 0s\n").unwrap();
-        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("tick"), "{err}");
-    }
-}
+mod tests;

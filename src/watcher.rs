@@ -10,9 +10,14 @@
 //! (both of those writers take several steps), and a file whose content did
 //! not change is not reloaded.
 //!
-//! An invalid edit is logged with file, path and reason, counted in
+//! Every reload logs what it changes against the policy in force (tenants
+//! and resources added, removed, changed; see [`PolicyDiff`]). An invalid
+//! edit is logged with file, path and reason, counted in
 //! `prescient_policy_reloads_total{result="error"}`, and changes nothing:
-//! the last good policy stays in force.
+//! the last good policy stays in force. So does a valid edit that removes
+//! more than `reload.max_removed_share` of the tenants or resources
+//! (`result="refused"`): a file cut short by an editor or a script still
+//! parses. SIGHUP forces it: an operator asked for that file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::Reloaded;
 use crate::metrics::Metrics;
-use crate::policy::{Policy, PolicyError};
+use crate::policy::{Policy, PolicyDiff, PolicyError};
 
 /// A validated policy for the planner thread to put in force; the outcome
 /// goes back on `done`.
@@ -42,14 +47,19 @@ pub struct WatchConfig {
     pub watch: bool,
     /// Quiet time after the last change before the file is read.
     pub debounce: Duration,
+    /// A watched edit removing more than this share of the tenants or
+    /// resources is refused; SIGHUP applies it anyway.
+    pub max_removed_share: f64,
 }
 
-/// Reloads `path` on change and on SIGHUP until `cancel`. `loaded` is the
-/// text the daemon started with; `apply` hands a reload to the planner
-/// (false: it has stopped).
+/// Reloads `path` on change and on SIGHUP until `cancel`. `in_force` is
+/// the policy the daemon started with and `loaded` its text; `apply` hands
+/// a reload to the planner (false: it has stopped).
 pub struct PolicyWatcher {
     path: PathBuf,
     origin: String,
+    /// The policy in force: what an edit is compared with.
+    in_force: Policy,
     /// The last text read, valid or not: the same text is not read twice.
     last: String,
     apply: Box<dyn Fn(Reload) -> bool + Send>,
@@ -59,6 +69,7 @@ pub struct PolicyWatcher {
 impl PolicyWatcher {
     pub fn new(
         path: PathBuf,
+        in_force: Policy,
         loaded: String,
         apply: impl Fn(Reload) -> bool + Send + 'static,
         metrics: Arc<Metrics>,
@@ -66,6 +77,7 @@ impl PolicyWatcher {
         Self {
             origin: path.display().to_string(),
             path,
+            in_force,
             last: loaded,
             apply: Box::new(apply),
             metrics,
@@ -117,11 +129,11 @@ impl PolicyWatcher {
                                 _ = changed.notified() => {}
                             }
                         }
-                        self.reload(false).await;
+                        self.reload(false, config.max_removed_share).await;
                     }
                     Some(()) = hangup.recv() => {
                         tracing::info!(file = %self.origin, "SIGHUP: reloading the policy");
-                        self.reload(true).await;
+                        self.reload(true, config.max_removed_share).await;
                     }
                 }
             }
@@ -129,8 +141,9 @@ impl PolicyWatcher {
     }
 
     /// Reads, validates and applies the file; `forced` (SIGHUP) applies it
-    /// even if its text has not changed.
-    async fn reload(&mut self, forced: bool) {
+    /// even if its text has not changed, and even if it removes more than
+    /// `max_removed_share`.
+    async fn reload(&mut self, forced: bool, max_removed_share: f64) {
         let text = match tokio::fs::read_to_string(&self.path).await {
             Ok(text) => text,
             Err(e) => {
@@ -148,10 +161,25 @@ impl PolicyWatcher {
             Ok(policy) => policy,
             Err(e) => return self.refused(&e),
         };
+        let diff = PolicyDiff::between(&self.in_force, &policy);
+        if let Some(reason) = diff.removes_too_much(max_removed_share) {
+            if !forced {
+                self.metrics.reload_refused("refused");
+                tracing::error!(
+                    file = %self.origin,
+                    changes = %diff,
+                    reason = %reason,
+                    "policy reload refused; the previous policy stays in force \
+                     (SIGHUP applies the file as it is)"
+                );
+                return;
+            }
+            tracing::warn!(file = %self.origin, reason = %reason, "SIGHUP: applying it anyway");
+        }
         let summary = policy.summary();
         let (done, outcome) = oneshot::channel();
         let sent = (self.apply)(Reload {
-            policy,
+            policy: policy.clone(),
             origin: self.origin.clone(),
             done,
         });
@@ -160,12 +188,13 @@ impl PolicyWatcher {
             return;
         }
         match outcome.await {
-            Ok(Ok(changes)) => {
+            Ok(Ok(_)) => {
                 self.metrics.reloaded(&text, SystemTime::now());
+                self.in_force = policy;
                 tracing::info!(
                     file = %self.origin,
                     policy = %summary,
-                    changes = %changes,
+                    changes = %diff,
                     "policy reloaded"
                 );
             }
@@ -175,7 +204,7 @@ impl PolicyWatcher {
     }
 
     fn refused(&self, e: &PolicyError) {
-        self.metrics.reload_refused();
+        self.metrics.reload_refused("error");
         for p in &e.problems {
             tracing::error!(file = %e.origin, path = %p.path, reason = %p.reason, "invalid policy");
         }

@@ -150,7 +150,7 @@ async fn an_edit_is_put_in_force_keeping_leases_and_waiters_and_removed_tenants_
     assert_eq!(gone.code(), Code::NotFound, "{gone:?}");
     assert_eq!(release(&mut c, &old_lease).await, 1);
     assert!(
-        d.logged(&["policy reloaded", "removed: old"]),
+        d.logged(&["policy reloaded", "tenants: 1 removed (old), 1 changed (t)"]),
         "{:?}",
         d.log.lock().unwrap()
     );
@@ -235,4 +235,132 @@ async fn sighup_reloads_when_watching_is_off() {
     reloads(&d, "ok", 1.0).await;
     assert!(take(&mut c, "old", 1).await.is_some());
     assert!(d.logged(&["SIGHUP"]));
+}
+
+/// The shipped example policy cut at the line before `defaults:`, as an
+/// editor or a script writing in place can leave it: it still parses and
+/// validates, and would drop `defaults` (and the events after it).
+fn example_cut_before_defaults() -> (String, String) {
+    let full = include_str!("../config/policies.yaml").to_owned();
+    let cut = full[..full.find("\ndefaults:").unwrap() + 1].to_owned();
+    prescient::policy::Policy::load_str(&cut, "cut").expect("the cut file is valid");
+    (full, cut)
+}
+
+fn db(tenant: &str) -> AcquireRequest {
+    AcquireRequest {
+        tenant: tenant.into(),
+        resource: "db_queries".into(),
+        amount: 1,
+        ..Default::default()
+    }
+}
+
+async fn code(c: &mut AdmissionClient<Channel>, tenant: &str) -> Code {
+    match c.acquire(db(tenant)).await {
+        Ok(r) => {
+            assert_eq!(r.into_inner().decision(), Decision::Granted);
+            Code::Ok
+        }
+        Err(e) => e.code(),
+    }
+}
+
+#[tokio::test]
+async fn a_file_cut_before_defaults_is_refused_until_sighup_forces_it() {
+    let (full, cut) = example_cut_before_defaults();
+    let (_dir, path, d) = start(&full, &[]);
+    let mut c = d.client().await;
+    assert_eq!(
+        code(&mut c, "walk-in").await,
+        Code::Ok,
+        "served from defaults"
+    );
+
+    std::fs::write(&path, &cut).unwrap();
+    reloads(&d, "refused", 1.0).await;
+    assert_eq!(
+        d.metric("prescient_policy_last_reload_successful"),
+        Some(0.0)
+    );
+    assert_eq!(
+        d.metric("prescient_policy_reloads_total{result=\"ok\"}"),
+        Some(0.0)
+    );
+    assert!(
+        d.logged(&[
+            "policy reload refused",
+            "defaults removed",
+            "drops `defaults`",
+            "reload.max_removed_share 50%",
+            "SIGHUP"
+        ]),
+        "{:?}",
+        d.log.lock().unwrap()
+    );
+    // Nothing changed: listed tenants and those from defaults are served.
+    assert_eq!(code(&mut c, "checkout").await, Code::Ok);
+    assert_eq!(code(&mut c, "walk-in").await, Code::Ok);
+    assert_eq!(code(&mut c, "another").await, Code::Ok);
+
+    // The operator means it.
+    d.signal("HUP");
+    reloads(&d, "ok", 1.0).await;
+    assert_eq!(
+        d.metric("prescient_policy_last_reload_successful"),
+        Some(1.0)
+    );
+    assert!(d.logged(&["policy reloaded", "defaults removed"]));
+    assert_eq!(code(&mut c, "checkout").await, Code::Ok);
+    assert_eq!(code(&mut c, "newcomer").await, Code::NotFound);
+}
+
+/// `n` tenants `t0`.. on `db_queries`, one per line.
+fn tenants(n: usize) -> String {
+    let mut yaml =
+        String::from("resources:\n  db_queries: { kind: rate, capacity: 1000 }\ntenants:\n");
+    for i in 0..n {
+        yaml +=
+            &format!("  t{i}: {{ qos: gold, limits: {{ db_queries: {{ guaranteed: 10 }} }} }}\n");
+    }
+    yaml
+}
+
+#[tokio::test]
+async fn removing_most_tenants_is_refused_while_removing_a_few_is_applied() {
+    let (_dir, path, d) = start(&tenants(4), &[]);
+    let mut c = d.client().await;
+    // Cut after the first tenant: 3 of 4 gone.
+    std::fs::write(&path, tenants(1)).unwrap();
+    reloads(&d, "refused", 1.0).await;
+    assert!(
+        d.logged(&[
+            "policy reload refused",
+            "tenants: 3 removed (t1, t2, t3)",
+            "it removes 3 of 4 tenants (75%)"
+        ]),
+        "{:?}",
+        d.log.lock().unwrap()
+    );
+    assert_eq!(code(&mut c, "t3").await, Code::Ok, "still in force");
+    // Half is not more than half: an ordinary edit goes through.
+    std::fs::write(&path, tenants(2)).unwrap();
+    reloads(&d, "ok", 1.0).await;
+    assert!(d.logged(&["policy reloaded", "tenants: 2 removed (t2, t3)"]));
+    assert_eq!(code(&mut c, "t3").await, Code::NotFound);
+    assert_eq!(code(&mut c, "t1").await, Code::Ok);
+}
+
+#[tokio::test]
+async fn the_removal_guard_can_be_turned_off() {
+    let (full, cut) = example_cut_before_defaults();
+    let (_dir, path, d) = start(&full, &[("PRESCIENT_RELOAD__MAX_REMOVED_SHARE", "1")]);
+    std::fs::write(&path, &cut).unwrap();
+    reloads(&d, "ok", 1.0).await;
+    assert_eq!(
+        d.metric("prescient_policy_reloads_total{result=\"refused\"}"),
+        Some(0.0)
+    );
+    let mut c = d.client().await;
+    assert_eq!(code(&mut c, "walk-in").await, Code::NotFound);
 }

@@ -4,6 +4,7 @@
 //! rule and reports all problems at once, each with its path. Nothing
 //! downstream sees a policy that did not pass.
 
+mod diff;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+pub use diff::{Changes, DefaultsChange, PolicyDiff};
 pub use validate::{PolicyError, Problem, check_name};
 
 /// A whole policy file.

@@ -51,6 +51,12 @@ impl Daemon {
         Self::spawn(serve_on_free_ports(), None)
     }
 
+    /// Starts `cmd` (a `prescient serve` with stderr piped, which must
+    /// listen on port 0 or free ports); the log may be text or JSON.
+    pub fn start_command(cmd: Command) -> Self {
+        Self::spawn(cmd, None)
+    }
+
     fn spawn(mut cmd: Command, dir: Option<tempfile::TempDir>) -> Self {
         let mut child = cmd.spawn().expect("start prescient");
         let stderr = child.stderr.take().unwrap();
@@ -69,6 +75,9 @@ impl Daemon {
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("no 'listening' line; log: {:?}", log.lock().unwrap()));
         let field = |name: &str| -> SocketAddr {
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+                return json["fields"][name].as_str().expect(name).parse().unwrap();
+            }
             let start = line.find(&format!("{name}=")).expect(name) + name.len() + 1;
             line[start..]
                 .split_whitespace()

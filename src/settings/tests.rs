@@ -1,0 +1,140 @@
+use super::*;
+
+#[test]
+fn embedded_defaults_load_with_the_documented_addresses() {
+    let s = Settings::load(None, &Overrides::default()).unwrap();
+    assert_eq!(s.listen, "127.0.0.1:50051".parse().unwrap());
+    assert_eq!(s.admin_listen, "127.0.0.1:9090".parse().unwrap());
+    assert_eq!(s.policy, PathBuf::new());
+    assert_eq!(s.tick, Duration::from_secs(1));
+    assert_eq!(s.log.format, LogFormat::Text);
+    assert_eq!(s.admission.idempotency_window, Duration::from_secs(300));
+    assert_eq!(s.grpc.max_concurrent_streams, 1000);
+    assert_eq!(s.grpc.keepalive_interval, Duration::from_secs(30));
+}
+
+#[test]
+fn flags_override_the_file_which_overrides_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        "listen: 127.0.0.1:7000\nadmin_listen: 127.0.0.1:7001\nadmission:\n  max_waiters: 7\n",
+    )
+    .unwrap();
+    let flags = Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        ..Overrides::default()
+    };
+    let s = Settings::load(Some(&file), &flags).unwrap();
+    assert_eq!(s.listen.port(), 0, "flag wins over the file");
+    assert_eq!(s.admin_listen.port(), 7001, "file wins over the defaults");
+    assert_eq!(s.admission.max_waiters, 7);
+    assert_eq!(
+        s.admission.max_leases, 1_000_000,
+        "untouched keys keep defaults"
+    );
+}
+
+#[test]
+fn a_bad_value_names_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, "listen: nowhere\n").unwrap();
+    let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
+    assert!(err.to_string().contains("listen"), "{err}");
+    std::fs::write(&file, "tick: 0s\n").unwrap();
+    let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
+    assert!(err.to_string().contains("tick"), "{err}");
+    for share in ["1.5", "-0.1"] {
+        std::fs::write(&file, format!("reload:\n  max_removed_share: {share}\n")).unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reload.max_removed_share: must be in [0, 1]",
+            "{share}"
+        );
+    }
+}
+
+fn from_env(vars: &[(&str, &str)]) -> Result<Settings, config::ConfigError> {
+    let vars = vars.iter().map(|(k, v)| (k.into(), v.into()));
+    Settings::load_from(None, &Overrides::default(), vars)
+}
+
+#[test]
+fn the_environment_sets_nested_keys_and_ignores_variables_that_name_no_setting() {
+    let s = from_env(&[
+        ("PRESCIENT_ADMISSION__MAX_LEASES", "5000"),
+        ("PRESCIENT_RELOAD__WATCH", "false"),
+        ("PRESCIENT_ADMIN_LISTEN", "127.0.0.1:7001"),
+        // A Service named `prescient` in the namespace, and the app's own.
+        ("PRESCIENT_SERVICE_HOST", "10.96.0.10"),
+        ("PRESCIENT_PORT", "tcp://10.96.0.10:50051"),
+        ("PRESCIENT_PORT_50051_TCP_ADDR", "10.96.0.10"),
+        ("PRESCIENT_ENDPOINT", "http://127.0.0.1:50051"),
+    ])
+    .unwrap();
+    assert_eq!(s.admission.max_leases, 5000);
+    assert!(!s.reload.watch);
+    assert_eq!(s.admin_listen.port(), 7001);
+    assert_eq!(
+        s.unused_env,
+        [
+            "PRESCIENT_ENDPOINT",
+            "PRESCIENT_PORT",
+            "PRESCIENT_PORT_50051_TCP_ADDR",
+            "PRESCIENT_SERVICE_HOST"
+        ]
+    );
+}
+
+#[test]
+fn every_embedded_key_is_settable_from_the_environment() {
+    let defaults = from_env(&[]).unwrap();
+    let text: serde_norway::Value = serde_norway::from_str(EMBEDDED).unwrap();
+    let mut vars = Vec::new();
+    let mut stack = vec![(String::new(), &text)];
+    while let Some((key, value)) = stack.pop() {
+        match value {
+            serde_norway::Value::Mapping(m) => {
+                for (k, v) in m {
+                    let k = k.as_str().unwrap();
+                    let key = if key.is_empty() {
+                        k.to_owned()
+                    } else {
+                        format!("{key}.{k}")
+                    };
+                    stack.push((key, v));
+                }
+            }
+            serde_norway::Value::String(v) => vars.push((env::variable(&key), v.clone())),
+            other => vars.push((
+                env::variable(&key),
+                serde_norway::to_string(other).unwrap().trim().to_owned(),
+            )),
+        }
+    }
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let s = from_env(&vars).unwrap();
+    assert!(s.unused_env.is_empty(), "{:?}", s.unused_env);
+    assert_eq!(s, defaults);
+}
+
+#[test]
+fn a_bad_value_in_the_environment_names_its_key_and_source() {
+    let err = from_env(&[("PRESCIENT_ADMISSION__MAX_LEASES", "many")]).unwrap_err();
+    let err = err.to_string();
+    assert!(
+        err.starts_with("PRESCIENT_ADMISSION__MAX_LEASES: "),
+        "{err}"
+    );
+    assert!(err.contains("admission.max_leases"), "{err}");
+    let err = from_env(&[("PRESCIENT_LISTEN", "nowhere")]).unwrap_err();
+    assert!(err.to_string().starts_with("PRESCIENT_LISTEN: "), "{err}");
+    let err = from_env(&[("PRESCIENT_RELOAD__MAX_REMOVED_SHARE", "NaN")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "reload.max_removed_share: must be in [0, 1]"
+    );
+}
