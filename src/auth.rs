@@ -59,8 +59,9 @@ impl Caller {
             Ok(())
         } else {
             Err(AuthError::Denied(format!(
-                "tenant: caller {:?} may not act for tenant {tenant:?}",
-                self.name
+                "tenant: caller {:?} may not act for tenant {:?}",
+                self.name,
+                crate::echo::Echo(tenant)
             )))
         }
     }

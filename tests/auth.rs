@@ -96,6 +96,18 @@ async fn a_caller_acts_only_for_its_own_tenants() {
         s.message().contains("may not act for tenant \"batch\""),
         "{s:?}"
     );
+    // A 100 KB tenant name is quoted cut short, not whole (which would
+    // overflow the response headers: RESOURCE_EXHAUSTED at the client).
+    let s = c
+        .acquire(with_token(acquire(&"x".repeat(100_000)), Some(WEB)))
+        .await
+        .unwrap_err();
+    let head: String = s.message().chars().take(200).collect();
+    assert_eq!(s.code(), Code::PermissionDenied, "{head}");
+    assert!(
+        s.message().len() < 400 && s.message().ends_with("…(100000 bytes)"),
+        "{s:?}"
+    );
 
     // Another tenant's lease cannot be released or reported on.
     let release = || ReleaseRequest {

@@ -162,7 +162,8 @@ impl Admission {
         let Some(r) = registry.resource(resource) else {
             let known: Vec<_> = registry.resource_names().collect();
             return Err(AdmissionError::NotFound(format!(
-                "resource: unknown resource {resource:?}; known: {}",
+                "resource: unknown resource {:?}; known: {}",
+                crate::echo::Echo(resource),
                 known.join(", ")
             )));
         };
@@ -530,7 +531,10 @@ fn parse_lease(s: &str, field: &str) -> Result<LeaseId, AdmissionError> {
         )));
     }
     s.parse().map_err(|_| {
-        AdmissionError::InvalidArgument(format!("{field}: {s:?} is not a lease id (16 hex digits)"))
+        AdmissionError::InvalidArgument(format!(
+            "{field}: {:?} is not a lease id (16 hex digits)",
+            crate::echo::Echo(s)
+        ))
     })
 }
 
