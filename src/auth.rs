@@ -13,7 +13,7 @@
 //!     admin: true                 # any tenant, and every forecast
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -59,8 +59,9 @@ impl Caller {
             Ok(())
         } else {
             Err(AuthError::Denied(format!(
-                "tenant: caller {:?} may not act for tenant {tenant:?}",
-                self.name
+                "tenant: caller {:?} may not act for tenant {:?}",
+                self.name,
+                crate::echo::Echo(tenant)
             )))
         }
     }
@@ -99,7 +100,10 @@ impl Auth {
             std::fs::read_to_string(path).map_err(|e| format!("{origin}: cannot read: {e}"))?;
         let file: TokensFile =
             serde_norway::from_str(&text).map_err(|e| format!("{origin}: {e}"))?;
-        let mut entries = Vec::new();
+        let mut entries: Vec<(Vec<u8>, Caller)> = Vec::new();
+        // Which entry holds each token so far: one token under two names
+        // would make the caller whichever entry came last.
+        let mut holders: HashMap<String, usize> = HashMap::new();
         for (i, spec) in file.tokens.into_iter().enumerate() {
             let path = format!("{origin}: tokens[{i}]");
             let token = match (&spec.token, &spec.token_env) {
@@ -121,6 +125,14 @@ impl Auth {
                     spec.name
                 ));
             }
+            if let Some(&j) = holders.get(&token) {
+                return Err(format!(
+                    "{path}: {:?} has the same token as tokens[{j}] {:?}; \
+                     give each caller its own token",
+                    spec.name, entries[j].1.name
+                ));
+            }
+            holders.insert(token.clone(), i);
             entries.push((
                 token.into_bytes(),
                 Caller {
@@ -221,6 +233,11 @@ mod tests {
             (
                 "tokens:\n  - { name: a, token: abcdefghijklmnopq, tenant: [x] }\n",
                 "unknown field",
+            ),
+            (
+                "tokens:\n  - { name: a, token: abcdefghijklmnopq, tenants: [x] }\n  \
+                 - { name: b, token: abcdefghijklmnopq, tenants: [y] }\n",
+                "tokens[1]: \"b\" has the same token as tokens[0] \"a\"",
             ),
         ] {
             let err = auth(yaml).unwrap_err();

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod daemon;
+pub mod echo;
 pub mod grpc;
 pub mod metrics;
 pub mod planner;

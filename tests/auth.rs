@@ -96,6 +96,18 @@ async fn a_caller_acts_only_for_its_own_tenants() {
         s.message().contains("may not act for tenant \"batch\""),
         "{s:?}"
     );
+    // A 100 KB tenant name is quoted cut short, not whole (which would
+    // overflow the response headers: RESOURCE_EXHAUSTED at the client).
+    let s = c
+        .acquire(with_token(acquire(&"x".repeat(100_000)), Some(WEB)))
+        .await
+        .unwrap_err();
+    let head: String = s.message().chars().take(200).collect();
+    assert_eq!(s.code(), Code::PermissionDenied, "{head}");
+    assert!(
+        s.message().len() < 400 && s.message().ends_with("…(100000 bytes)"),
+        "{s:?}"
+    );
 
     // Another tenant's lease cannot be released or reported on.
     let release = || ReleaseRequest {
@@ -121,6 +133,61 @@ async fn a_caller_acts_only_for_its_own_tenants() {
         .unwrap()
         .into_inner();
     assert_eq!(r.released_units, 1);
+}
+
+#[test]
+fn one_token_under_two_names_stops_the_daemon_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "tokens:\n  - {{ name: web-api, token: {WEB}, tenants: [web] }}\n  \
+             - {{ name: batch-jobs, token: {BATCH}, tenants: [batch] }}\n  \
+             - {{ name: ops, token_env: TEST_ADMIN_TOKEN, admin: true }}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prescient"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("PRESCIENT_AUTH__TOKENS_FILE", &tokens)
+        .env("TEST_ADMIN_TOKEN", WEB)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Today it must exit at once; before the fix it served. Poll, do not
+    // hang.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon started with one token under two names");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("tokens[2]: \"ops\" has the same token as tokens[0] \"web-api\""),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(WEB),
+        "the token is never printed: {stderr}"
+    );
 }
 
 #[tokio::test]

@@ -126,7 +126,8 @@ impl Admission {
         let Some(r) = registry.resource(resource) else {
             let known: Vec<_> = registry.resource_names().collect();
             return Err(AdmissionError::NotFound(format!(
-                "resource: unknown resource {resource:?}; known: {}",
+                "resource: unknown resource {:?}; known: {}",
+                crate::echo::Echo(resource),
                 known.join(", ")
             )));
         };
@@ -202,7 +203,10 @@ pub(super) fn parse_lease(s: &str, field: &str) -> Result<LeaseId, AdmissionErro
         )));
     }
     s.parse().map_err(|_| {
-        AdmissionError::InvalidArgument(format!("{field}: {s:?} is not a lease id (16 hex digits)"))
+        AdmissionError::InvalidArgument(format!(
+            "{field}: {:?} is not a lease id (16 hex digits)",
+            crate::echo::Echo(s)
+        ))
     })
 }
 

@@ -256,7 +256,8 @@ impl Registry {
     fn create_from_defaults(&self, name: &str, now: Nanos) -> Result<Arc<Tenant>, AdmissionError> {
         let Some((spec, _)) = &self.defaults else {
             return Err(AdmissionError::NotFound(format!(
-                "tenant: unknown tenant {name:?} and the policy has no defaults"
+                "tenant: unknown tenant {:?} and the policy has no defaults",
+                crate::echo::Echo(name)
             )));
         };
         crate::policy::check_name(name)

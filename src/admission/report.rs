@@ -89,7 +89,10 @@ impl Admission {
         {
             return Err(AdmissionError::InvalidArgument(format!(
                 "lease_id: lease {lease_text:?} belongs to tenant {:?} on {:?}, not {:?} on {:?}",
-                lease.tenant.name, resource.name, entry.tenant, entry.resource
+                lease.tenant.name,
+                resource.name,
+                crate::echo::Echo(entry.tenant),
+                crate::echo::Echo(entry.resource)
             )));
         }
         match resource.kind {

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 use super::status;
 use crate::admission::{self as core, Admission, Decision};
 use crate::auth::{Auth, AuthError, Caller};
+use crate::echo::Echo;
 use crate::planner::Forecasts;
 use crate::proto;
 
@@ -148,7 +149,8 @@ impl proto::admission_server::Admission for AdmissionService {
         let tenant = request.into_inner().tenant;
         if !tenant.is_empty() && self.core.registry().existing_tenant(&tenant).is_none() {
             return Err(Status::not_found(format!(
-                "tenant: unknown tenant {tenant:?} (or not seen yet)"
+                "tenant: unknown tenant {:?} (or not seen yet)",
+                Echo(&tenant)
             )));
         }
         Ok(Response::new(super::forecast::watch(

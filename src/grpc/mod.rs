@@ -3,6 +3,7 @@
 //! served beside it on the same port.
 
 mod admission;
+pub mod codec;
 mod forecast;
 
 use std::sync::Arc;

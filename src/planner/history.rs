@@ -1,7 +1,7 @@
 //! Per (tenant, resource) demand history in fixed memory (DESIGN §6): one
 //! sample per tick for the last hour, one per minute for the last 14 days.
-//! Ring buffers grow as data arrives, up to their bound, so a young or idle
-//! series costs little.
+//! Each is a [`Ring`], which grows as data arrives up to its bound, so a
+//! young or idle series costs little.
 //!
 //! Memory per series at its bound, with a 1 s tick: per tick 3,600 samples ×
 //! 3 × f32 (demand, granted, arrivals) = 43 KB; per minute 20,160 × 3 × f32
@@ -10,76 +10,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ring::{Invalid, Ring, check_rate};
+
 /// Samples kept per tick (one hour at 1 s).
 pub const TICKS_KEPT: usize = 3_600;
 /// Samples kept per minute (14 days).
 pub const MINUTES_KEPT: usize = 14 * 24 * 60;
-
-/// A bounded ring of samples, oldest first when read.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Ring {
-    buf: Vec<f32>,
-    /// Next write position once the ring is full.
-    head: usize,
-    cap: usize,
-}
-
-impl Ring {
-    pub fn new(cap: usize) -> Self {
-        Self {
-            buf: Vec::new(),
-            head: 0,
-            cap,
-        }
-    }
-
-    pub fn push(&mut self, v: f32) {
-        if self.buf.len() < self.cap {
-            if self.buf.len() == self.buf.capacity() {
-                // Grow by doubling, but never past the bound: a full ring
-                // holds exactly `cap` samples, no slack.
-                let extra = self.buf.len().max(64).min(self.cap - self.buf.len());
-                self.buf.reserve_exact(extra);
-            }
-            self.buf.push(v);
-        } else {
-            self.buf[self.head] = v;
-            self.head = (self.head + 1) % self.cap;
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    /// The last `n` samples (fewer if there are not that many), oldest
-    /// first, as f64 for the models.
-    pub fn tail(&self, n: usize) -> Vec<f64> {
-        let n = n.min(self.buf.len());
-        let (newer, older) = self.buf.split_at(self.head);
-        older
-            .iter()
-            .chain(newer)
-            .skip(self.buf.len() - n)
-            .map(|&v| v as f64)
-            .collect()
-    }
-
-    /// The newest sample.
-    pub fn last(&self) -> Option<f32> {
-        if self.buf.is_empty() {
-            None
-        } else if self.buf.len() < self.cap || self.head == 0 {
-            self.buf.last().copied()
-        } else {
-            Some(self.buf[self.head - 1])
-        }
-    }
-}
+/// Most ticks a history read from outside may claim: thousands of years at
+/// 1 ms ticks, far from where tick arithmetic could overflow.
+pub const MAX_TICKS: u64 = 1 << 48;
 
 /// One tick's observations of a series, as rates (per second).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -179,6 +118,85 @@ impl History {
         (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64)
     }
 
+    /// Checks a history read from outside: every ring within its bound,
+    /// rings recorded together of one length, counters consistent with the
+    /// ticks recorded and far from overflow, every sample a rate.
+    pub fn check(&self) -> Result<(), Invalid> {
+        let tick_rings = [
+            ("tick_demand", &self.tick_demand),
+            ("tick_granted", &self.tick_granted),
+            ("tick_arrivals", &self.tick_arrivals),
+        ];
+        let minute_rings = [
+            ("minute_demand", &self.minute_demand),
+            ("minute_arrivals", &self.minute_arrivals),
+            ("minute_hold", &self.minute_hold),
+        ];
+        for (rings, cap) in [(tick_rings, TICKS_KEPT), (minute_rings, MINUTES_KEPT)] {
+            let (first, lead) = rings[0];
+            for (name, ring) in rings {
+                ring.check(name, cap)?;
+                if (ring.len(), ring.head()) != (lead.len(), lead.head()) {
+                    return Err(Invalid::new(
+                        name,
+                        format!(
+                            "{} samples at head {}, but {first} has {} at head {}: \
+                             rings recorded together must match",
+                            ring.len(),
+                            ring.head(),
+                            lead.len(),
+                            lead.head()
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.ticks > MAX_TICKS {
+            return Err(Invalid::new(
+                "ticks",
+                format!("{} is more than {MAX_TICKS}", self.ticks),
+            ));
+        }
+        for (name, len) in [
+            ("tick_demand", self.tick_demand.len()),
+            ("minute_demand", self.minute_demand.len()),
+        ] {
+            if len as u64 > self.ticks {
+                return Err(Invalid::new(
+                    "ticks",
+                    format!("{}, fewer than the {len} samples of {name}", self.ticks),
+                ));
+            }
+        }
+        if self.acc_ticks as u64 > self.ticks {
+            return Err(Invalid::new(
+                "acc_ticks",
+                format!(
+                    "{} ticks into the minute, more than the {} recorded",
+                    self.acc_ticks, self.ticks
+                ),
+            ));
+        }
+        if self.acc_ticks == u32::MAX {
+            return Err(Invalid::new(
+                "acc_ticks",
+                "at its counter's limit: the next tick would overflow",
+            ));
+        }
+        if self.acc_holds > self.acc_ticks {
+            return Err(Invalid::new(
+                "acc_holds",
+                format!(
+                    "{} holds in the minute, more than its {} ticks",
+                    self.acc_holds, self.acc_ticks
+                ),
+            ));
+        }
+        check_rate(|| "acc_demand".into(), self.acc_demand)?;
+        check_rate(|| "acc_arrivals".into(), self.acc_arrivals)?;
+        check_rate(|| "acc_hold".into(), self.acc_hold)
+    }
+
     /// Bytes this series holds now (allocated, not just used).
     pub fn memory(&self) -> usize {
         4 * [
@@ -190,7 +208,7 @@ impl History {
             &self.minute_hold,
         ]
         .iter()
-        .map(|r| r.buf.capacity())
+        .map(|r| r.allocated())
         .sum::<usize>()
             + std::mem::size_of::<Self>()
     }
@@ -199,18 +217,6 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_ring_keeps_the_newest_cap_samples_in_order() {
-        let mut r = Ring::new(3);
-        for v in 1..=5 {
-            r.push(v as f32);
-        }
-        assert_eq!(r.tail(10), [3.0, 4.0, 5.0]);
-        assert_eq!(r.tail(2), [4.0, 5.0]);
-        assert_eq!(r.last(), Some(5.0));
-        assert_eq!(r.len(), 3);
-    }
 
     #[test]
     fn minutes_are_the_mean_rate_of_their_ticks() {
@@ -231,6 +237,107 @@ mod tests {
         assert_eq!(h.minute_hold.tail(5), [2.0, 2.0]);
         assert_eq!(h.recent_hold(), Some(2.0));
         assert_eq!(h.tick_demand.len(), 120);
+    }
+
+    fn recorded(ticks: usize) -> History {
+        let mut h = History::default();
+        for i in 0..ticks {
+            h.record(
+                Sample {
+                    demand: i as f64,
+                    granted: 1.0,
+                    arrivals: 2.0,
+                    hold: (i % 2 == 0).then_some(0.5),
+                },
+                60,
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn histories_as_recorded_pass_the_check() {
+        for ticks in [0, 1, 59, 60, 61, TICKS_KEPT, TICKS_KEPT + 7] {
+            assert_eq!(recorded(ticks).check(), Ok(()), "{ticks}");
+        }
+    }
+
+    #[test]
+    fn each_broken_field_is_named() {
+        type Edit = fn(&mut History);
+        let cases: [(Edit, &str, &str); 14] = [
+            (
+                |h| h.tick_demand = Ring::new(0),
+                "tick_demand.cap",
+                "0, but",
+            ),
+            (
+                |h| h.minute_hold = Ring::new(TICKS_KEPT),
+                "minute_hold.cap",
+                "3600, but this ring keeps 20160",
+            ),
+            (
+                |h| h.tick_granted = Ring::new(TICKS_KEPT),
+                "tick_granted",
+                "0 samples at head 0, but tick_demand has 70",
+            ),
+            (
+                |h| h.minute_arrivals = Ring::new(MINUTES_KEPT),
+                "minute_arrivals",
+                "0 samples",
+            ),
+            (
+                |h| h.ticks = MAX_TICKS + 1,
+                "ticks",
+                "281474976710657 is more",
+            ),
+            (
+                |h| h.ticks = 3,
+                "ticks",
+                "3, fewer than the 70 samples of tick_demand",
+            ),
+            (
+                |h| h.acc_ticks = 71,
+                "acc_ticks",
+                "71 ticks into the minute",
+            ),
+            (
+                |h| (h.ticks, h.acc_ticks) = (u32::MAX as u64, u32::MAX),
+                "acc_ticks",
+                "at its counter's limit",
+            ),
+            (
+                |h| h.acc_holds = 11,
+                "acc_holds",
+                "11 holds in the minute, more than its 10",
+            ),
+            (|h| h.acc_demand = f64::NAN, "acc_demand", "NaN is not"),
+            (|h| h.acc_arrivals = -1.0, "acc_arrivals", "-1 is not"),
+            (|h| h.acc_hold = f64::INFINITY, "acc_hold", "inf is not"),
+            (
+                |h| {
+                    h.tick_demand = Ring::new(TICKS_KEPT);
+                    h.tick_demand.push(f32::NAN);
+                },
+                "tick_demand.buf[0]",
+                "NaN is not",
+            ),
+            (
+                |h| {
+                    h.minute_demand = Ring::new(MINUTES_KEPT);
+                    h.minute_demand.push(-2.0);
+                },
+                "minute_demand.buf[0]",
+                "-2 is not",
+            ),
+        ];
+        for (edit, field, reason) in cases {
+            let mut h = recorded(70);
+            edit(&mut h);
+            let e = h.check().unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.reason.starts_with(reason), "{e}");
+        }
     }
 
     #[test]

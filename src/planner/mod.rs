@@ -12,6 +12,7 @@ pub mod forecast;
 pub mod history;
 pub mod model;
 mod refit;
+pub mod ring;
 pub mod sizing;
 pub mod snapshot;
 

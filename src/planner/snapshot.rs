@@ -2,7 +2,8 @@
 //! daily pattern (DESIGN §6). The file is a magic header, a format version
 //! and a postcard body; it is written to a temporary file, synced, then
 //! renamed over the old one, so a crash mid-write leaves the previous
-//! snapshot intact. A corrupt, truncated or foreign file is reported and
+//! snapshot intact. A corrupt, truncated or foreign file, or one whose
+//! histories break an invariant (a ring's bound, its head), is reported and
 //! ignored: the daemon starts with empty history rather than not at all.
 
 use std::io::Write;
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::history::History;
+use super::ring::Invalid;
+use crate::echo::Echo;
 
 const MAGIC: &[u8; 16] = b"prescient-hist\0\0";
 /// Bump on any change to the serialized types.
@@ -36,6 +39,17 @@ pub enum SnapshotError {
     Version(PathBuf, u32),
     #[error("{0}: corrupt snapshot: {1}")]
     Corrupt(PathBuf, postcard::Error),
+    #[error(
+        "{file}: invalid snapshot: series {:?}/{:?}: {why}",
+        Echo(tenant),
+        Echo(resource)
+    )]
+    Invalid {
+        file: PathBuf,
+        tenant: String,
+        resource: String,
+        why: Invalid,
+    },
 }
 
 pub fn path(dir: &Path) -> PathBuf {
@@ -70,11 +84,16 @@ pub fn save(dir: &Path, series: &[SeriesRef<'_>]) -> std::io::Result<usize> {
 /// Reads the snapshot; `Ok(None)` when there is none yet.
 pub fn load(dir: &Path) -> Result<Option<Vec<SavedSeries>>, SnapshotError> {
     let file = path(dir);
-    let bytes = match std::fs::read(&file) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(SnapshotError::Io(file, e)),
-    };
+    match std::fs::read(&file) {
+        Ok(bytes) => decode(file, &bytes).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SnapshotError::Io(file, e)),
+    }
+}
+
+/// Decodes and checks the bytes of a snapshot `file`: every history must
+/// pass [`History::check`], or the whole snapshot is refused.
+fn decode(file: PathBuf, bytes: &[u8]) -> Result<Vec<SavedSeries>, SnapshotError> {
     if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
         return Err(SnapshotError::Foreign(file));
     }
@@ -84,9 +103,22 @@ pub fn load(dir: &Path) -> Result<Option<Vec<SavedSeries>>, SnapshotError> {
     if version != VERSION {
         return Err(SnapshotError::Version(file, version));
     }
-    postcard::from_bytes(&bytes[MAGIC.len() + 4..])
-        .map(Some)
-        .map_err(|e| SnapshotError::Corrupt(file, e))
+    let series: Vec<SavedSeries> = match postcard::from_bytes(&bytes[MAGIC.len() + 4..]) {
+        Ok(series) => series,
+        Err(e) => return Err(SnapshotError::Corrupt(file, e)),
+    };
+    if let Some((s, why)) = series
+        .iter()
+        .find_map(|s| s.history.check().err().map(|why| (s, why)))
+    {
+        return Err(SnapshotError::Invalid {
+            file,
+            tenant: s.tenant.clone(),
+            resource: s.resource.clone(),
+            why,
+        });
+    }
+    Ok(series)
 }
 
 #[cfg(test)]
@@ -151,5 +183,26 @@ mod tests {
         std::fs::write(&file, &future).unwrap();
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("version 99"), "{err}");
+    }
+
+    #[test]
+    fn a_snapshot_with_a_broken_history_is_refused_naming_series_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = series();
+        s.push(SavedSeries {
+            tenant: "x".repeat(1_000),
+            ..s[0].clone()
+        });
+        s[1].history.tick_demand = crate::planner::ring::Ring::new(0);
+        save(dir.path(), &refs(&s)).unwrap();
+        let err = load(dir.path()).unwrap_err();
+        assert!(matches!(err, SnapshotError::Invalid { .. }), "{err:?}");
+        let err = err.to_string();
+        assert!(
+            err.contains("invalid snapshot: series \"xxxx")
+                && err
+                    .contains("…(1000 bytes)/\"r\": tick_demand.cap: 0, but this ring keeps 3600"),
+            "{err}"
+        );
     }
 }
