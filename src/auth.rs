@@ -1,7 +1,10 @@
 //! Who may act for which tenant: bearer tokens mapped to tenants, from a
 //! file the daemon settings name (`auth.tokens_file`). Off when no file is
-//! set (the sidecar default, on loopback). Tokens are compared in constant
-//! time and never logged; a caller is known by the token's `name`.
+//! set (the sidecar default, on loopback). Tokens are never logged and not
+//! even kept: the table holds their SHA-256 digests, and a presented token
+//! is found by its digest in one lookup (what a lookup's timing could tell
+//! is a digest's prefix, which says nothing of any token); a caller is known
+//! by the token's `name`.
 //!
 //! ```yaml
 //! tokens:
@@ -9,7 +12,7 @@
 //!     token: "…"                  # or token_env: CHECKOUT_TOKEN
 //!     tenants: [checkout]
 //!   - name: ops
-//!     token_env: PRESCIENT_ADMIN_TOKEN
+//!     token_env: OPS_TOKEN
 //!     admin: true                 # any tenant, and every forecast
 //! ```
 
@@ -17,7 +20,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
+
+/// A token's SHA-256.
+type Digest = [u8; 32];
+
+fn digest(token: &str) -> Digest {
+    Sha256::digest(token.as_bytes()).into()
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,15 +89,16 @@ pub enum AuthError {
     Denied(String),
 }
 
-/// The token table.
+/// The token table, by digest.
 pub struct Auth {
-    entries: Vec<(Vec<u8>, Caller)>,
+    callers: HashMap<Digest, Caller>,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the tokens.
-        let names: Vec<_> = self.entries.iter().map(|(_, c)| &c.name).collect();
+        // Never the digests.
+        let mut names: Vec<_> = self.callers.values().map(|c| &c.name).collect();
+        names.sort();
         write!(f, "Auth({names:?})")
     }
 }
@@ -100,10 +112,10 @@ impl Auth {
             std::fs::read_to_string(path).map_err(|e| format!("{origin}: cannot read: {e}"))?;
         let file: TokensFile =
             serde_norway::from_str(&text).map_err(|e| format!("{origin}: {e}"))?;
-        let mut entries: Vec<(Vec<u8>, Caller)> = Vec::new();
+        let mut callers: HashMap<Digest, Caller> = HashMap::new();
         // Which entry holds each token so far: one token under two names
         // would make the caller whichever entry came last.
-        let mut holders: HashMap<String, usize> = HashMap::new();
+        let mut holders: HashMap<Digest, (usize, String)> = HashMap::new();
         for (i, spec) in file.tokens.into_iter().enumerate() {
             let path = format!("{origin}: tokens[{i}]");
             let token = match (&spec.token, &spec.token_env) {
@@ -125,27 +137,28 @@ impl Auth {
                     spec.name
                 ));
             }
-            if let Some(&j) = holders.get(&token) {
+            let key = digest(&token);
+            if let Some((j, holder)) = holders.get(&key) {
                 return Err(format!(
-                    "{path}: {:?} has the same token as tokens[{j}] {:?}; \
+                    "{path}: {:?} has the same token as tokens[{j}] {holder:?}; \
                      give each caller its own token",
-                    spec.name, entries[j].1.name
+                    spec.name
                 ));
             }
-            holders.insert(token.clone(), i);
-            entries.push((
-                token.into_bytes(),
+            holders.insert(key, (i, spec.name.clone()));
+            callers.insert(
+                key,
                 Caller {
                     name: spec.name,
                     tenants: spec.tenants,
                     admin: spec.admin,
                 },
-            ));
+            );
         }
-        if entries.is_empty() {
+        if callers.is_empty() {
             return Err(format!("{origin}: tokens: at least one token is required"));
         }
-        Ok(Self { entries })
+        Ok(Self { callers })
     }
 
     /// The caller presenting `authorization` (the header's value).
@@ -161,15 +174,14 @@ impl Auth {
             .ok_or_else(|| {
                 AuthError::Unauthenticated("authorization: expected \"Bearer <token>\"".into())
             })?;
-        // Compare against every entry, in constant time each, so the time
-        // taken says nothing about which token came close.
-        let mut found = None;
-        for (secret, caller) in &self.entries {
-            if bool::from(secret.as_slice().ct_eq(token.as_bytes())) {
-                found = Some(caller);
-            }
-        }
-        found.ok_or_else(|| AuthError::Unauthenticated("authorization: unknown token".into()))
+        // One lookup by digest, then the digests compared in constant time
+        // (the map's own comparison may stop at the first differing byte).
+        let presented = digest(token);
+        self.callers
+            .get_key_value(&presented)
+            .filter(|(known, _)| bool::from(known.ct_eq(&presented)))
+            .map(|(_, caller)| caller)
+            .ok_or_else(|| AuthError::Unauthenticated("authorization: unknown token".into()))
     }
 }
 

@@ -189,3 +189,129 @@ async fn overuse_is_owed_by_the_reporters_own_guarantee_up_to_the_bound() {
     let r = acquire(&mut c, ask("search", "db_queries", 500, false)).await;
     assert_eq!(r.from_guaranteed, 500, "{r:?}");
 }
+
+/// What an attacker (or a clumsy client) may send, with extreme values.
+#[derive(Debug, Clone)]
+enum Op {
+    Acquire {
+        tenant: usize,
+        resource: usize,
+        amount: u64,
+        lease: bool,
+    },
+    /// Report `used` against the last lease taken (or a made-up one).
+    Report {
+        used: u64,
+        bogus_lease: bool,
+    },
+    Release {
+        bogus: bool,
+    },
+    /// Rewrite the policy with another capacity, then SIGHUP.
+    Reload {
+        capacity: u64,
+    },
+}
+
+const ATTACKERS: [&str; 3] = ["mallory", "checkout", "newcomer"];
+const RESOURCES: [&str; 2] = ["db_queries", "worker_slots"];
+/// Extreme and ordinary numbers alike.
+const EXTREMES: [u64; 6] = [0, 1, 7, 1_000_000_000_000, u64::MAX - 1, u64::MAX];
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    let number = prop_oneof![proptest::sample::select(&EXTREMES[..]), 0..3_000u64];
+    prop_oneof![
+        4 => (0..ATTACKERS.len(), 0..RESOURCES.len(), number.clone(), any::<bool>())
+            .prop_map(|(tenant, resource, amount, lease)| Op::Acquire { tenant, resource, amount, lease }),
+        3 => (number, any::<bool>()).prop_map(|(used, bogus_lease)| Op::Report { used, bogus_lease }),
+        2 => any::<bool>().prop_map(|bogus| Op::Release { bogus }),
+        1 => (5_000..20_000u64).prop_map(|capacity| Op::Reload { capacity }),
+    ]
+}
+
+/// The victim: a tenant no attacker is, whose own bucket only it draws on.
+const VICTIM_POLICY: &str = "  victim:\n    qos: bronze\n    limits:\n      \
+                             db_queries: { guaranteed: 1000, burst: 100 }\n";
+
+/// Random sequences of hostile calls against one real daemon: every call is
+/// answered within its deadline, and after each sequence a tenant that
+/// took no part still gets its whole burst, and the shared pool owes
+/// nothing (no Report charged anyone but its reporter).
+#[test]
+fn random_hostile_sequences_never_stall_the_daemon_or_hurt_a_bystander() {
+    use proptest::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    let policy = |capacity: u64| {
+        format!(
+            "{}defaults: {{ qos: silver }}\n",
+            POLICY.replace("capacity: 5000", &format!("capacity: {capacity}"))
+        )
+        .replace("tenants:\n", &format!("tenants:\n{VICTIM_POLICY}"))
+    };
+    std::fs::write(&path, policy(5000)).unwrap();
+    let d = Daemon::start_at(&path, &[("PRESCIENT_TICK", "100ms")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt.block_on(d.client());
+    let config = ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(ops in proptest::collection::vec(op(), 1..25))| {
+        let mut c = c.clone();
+        rt.block_on(async {
+            let mut lease = String::new();
+            for op in &ops {
+                match op {
+                    Op::Acquire { tenant, resource, amount, lease: want } => {
+                        let r = ask(ATTACKERS[*tenant], RESOURCES[*resource], *amount, *want);
+                        if let Ok(g) = answered("Acquire", c.acquire(r)).await
+                            && !g.get_ref().lease_id.is_empty()
+                        {
+                            lease = g.into_inner().lease_id;
+                        }
+                    }
+                    Op::Report { used, bogus_lease } => {
+                        let entry = ReportEntry {
+                            lease_id: if *bogus_lease { "00000000deadbeef".into() } else { lease.clone() },
+                            // Empty: the lease's own tenant and resource.
+                            used: *used,
+                            ..Default::default()
+                        };
+                        let _ = answered("Report", c.report(ReportRequest { entries: vec![entry] })).await;
+                    }
+                    Op::Release { bogus } => {
+                        let lease_id = if *bogus { "ffffffffffffffff".into() } else { lease.clone() };
+                        let _ = answered("Release", c.release(prescient::proto::ReleaseRequest { lease_id })).await;
+                    }
+                    Op::Reload { capacity } => {
+                        std::fs::write(&path, policy(*capacity)).unwrap();
+                        d.signal("HUP");
+                    }
+                }
+            }
+            // The bystander's burst refills in 0.1 s; its own bucket is all
+            // it may use (bronze does not borrow).
+            let victim = eventually(ANSWER, "the bystander's burst", || {
+                let mut c = c.clone();
+                async move {
+                    let r = answered("Acquire", c.acquire(ask("victim", "db_queries", 100, false)))
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    (r.decision() == Decision::Granted).then_some(r)
+                }
+            })
+            .await;
+            assert_eq!(victim.from_guaranteed, 100);
+            let shared = "prescient_pool_debt_tokens{tenant=\"\",resource=\"db_queries\",pool=\"shared\"}";
+            eventually(ANSWER, "a tick's gauges", || async {
+                d.metric(shared).map(|_| ())
+            })
+            .await;
+            assert_eq!(d.metric(shared), Some(0.0), "the shared pool owes for someone's Report");
+        });
+    });
+}
