@@ -182,6 +182,8 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     let (reflection_v1, reflection_v1alpha) = crate::grpc::reflection()?;
+    let watches =
+        crate::grpc::WatchSlots::new(settings.grpc.max_watch_streams, metrics.watches.clone());
     let mut server = settings.grpc_server();
     if let Some(tls) = tls_config(settings)? {
         server = server
@@ -197,6 +199,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             forecasts,
             metrics.clone(),
             auth.clone(),
+            watches,
         ));
     let stop = cancel.clone();
     let closing = core.clone();

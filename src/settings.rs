@@ -36,7 +36,7 @@ pub struct Settings {
     pub grpc: GrpcSettings,
 }
 
-/// Per-connection limits of the gRPC port.
+/// Limits of the gRPC port: per connection and over all connections.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcSettings {
@@ -49,6 +49,9 @@ pub struct GrpcSettings {
     /// A connection whose ping is not answered in this time is closed.
     #[serde(with = "humantime_serde")]
     pub keepalive_timeout: Duration,
+    /// WatchForecast streams open at once over all connections; beyond it
+    /// RESOURCE_EXHAUSTED.
+    pub max_watch_streams: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -250,6 +253,12 @@ impl Settings {
         if self.planner.refit_every < Duration::from_secs(60) {
             return bad("planner.refit_every", "must be at least 1m");
         }
+        if self.grpc.max_watch_streams == 0 {
+            return bad(
+                "grpc.max_watch_streams",
+                "must be > 0 (WatchForecast is part of the API)",
+            );
+        }
         Ok(())
     }
 }
@@ -269,6 +278,7 @@ mod tests {
         assert_eq!(s.admission.idempotency_window, Duration::from_secs(300));
         assert_eq!(s.grpc.max_concurrent_streams, 1000);
         assert_eq!(s.grpc.keepalive_interval, Duration::from_secs(30));
+        assert_eq!(s.grpc.max_watch_streams, 1000);
     }
 
     #[test]
@@ -304,5 +314,8 @@ mod tests {
         std::fs::write(&file, "tick: 0s\n").unwrap();
         let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("tick"), "{err}");
+        std::fs::write(&file, "grpc:\n  max_watch_streams: 0\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("grpc.max_watch_streams"), "{err}");
     }
 }

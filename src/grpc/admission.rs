@@ -25,6 +25,8 @@ pub struct AdmissionService {
     metrics: Arc<Metrics>,
     /// Bearer-token authentication; `None`: off.
     auth: Option<Arc<Auth>>,
+    /// The bound on WatchForecast streams open at once.
+    watches: Arc<super::WatchSlots>,
 }
 
 impl AdmissionService {
@@ -33,12 +35,14 @@ impl AdmissionService {
         forecasts: watch::Receiver<Arc<Forecasts>>,
         metrics: Arc<Metrics>,
         auth: Option<Arc<Auth>>,
+        watches: Arc<super::WatchSlots>,
     ) -> Self {
         Self {
             core,
             forecasts,
             metrics,
             auth,
+            watches,
         }
     }
 
@@ -128,8 +132,7 @@ fn acquire_response(decision: Decision) -> proto::AcquireResponse {
 
 #[tonic::async_trait]
 impl proto::admission_server::Admission for AdmissionService {
-    type WatchForecastStream =
-        tokio_stream::wrappers::ReceiverStream<Result<proto::WatchForecastResponse, Status>>;
+    type WatchForecastStream = super::watch::ForecastStream;
 
     async fn get_forecast(
         &self,
@@ -155,9 +158,11 @@ impl proto::admission_server::Admission for AdmissionService {
                 "tenant: unknown tenant {tenant:?} (or not seen yet)"
             )));
         }
-        Ok(Response::new(super::forecast::watch(
+        let slot = self.watches.take()?;
+        Ok(Response::new(super::watch::ForecastStream::new(
             self.forecasts.clone(),
             tenant,
+            slot,
         )))
     }
 

@@ -1,19 +1,14 @@
 //! GetForecast and WatchForecast: the planner's published forecasts, as
-//! messages.
+//! messages (the stream itself is in `watch.rs`).
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tonic::Status;
 
 use crate::admission::Admission;
 use crate::planner::{ForecastView, Forecasts};
 use crate::proto;
-
-/// Messages queued per WatchForecast stream; a slow reader misses ticks
-/// rather than holding the planner back.
-const WATCH_BUFFER: usize = 1024;
 
 fn points(view: &ForecastView) -> Vec<proto::ForecastPoint> {
     view.points
@@ -59,7 +54,7 @@ pub fn get_response(view: &ForecastView, at: &Forecasts) -> proto::GetForecastRe
     }
 }
 
-fn watch_response(view: &ForecastView, at: &Forecasts) -> proto::WatchForecastResponse {
+pub(super) fn watch_response(view: &ForecastView, at: &Forecasts) -> proto::WatchForecastResponse {
     let g = get_response(view, at);
     proto::WatchForecastResponse {
         tenant: g.tenant,
@@ -97,31 +92,4 @@ pub fn get(
              (unknown tenant, or not seen by the planner yet)"
         ))),
     }
-}
-
-/// WatchForecast: a stream fed from the planner's watch channel; ends when
-/// the planner stops (shutdown) or the client goes away.
-pub fn watch(
-    mut forecasts: watch::Receiver<Arc<Forecasts>>,
-    tenant: String,
-) -> ReceiverStream<Result<proto::WatchForecastResponse, Status>> {
-    let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-    tokio::spawn(async move {
-        forecasts.mark_unchanged();
-        while forecasts.changed().await.is_ok() {
-            let snapshot = forecasts.borrow_and_update().clone();
-            for view in snapshot
-                .series
-                .values()
-                .filter(|v| tenant.is_empty() || *v.tenant == *tenant)
-            {
-                match tx.try_send(Ok(watch_response(view, &snapshot))) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => break,
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
-                }
-            }
-        }
-    });
-    ReceiverStream::new(rx)
 }

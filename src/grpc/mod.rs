@@ -4,10 +4,12 @@
 
 mod admission;
 mod forecast;
+mod watch;
 
 use std::sync::Arc;
 
 pub use admission::AdmissionService;
+pub use watch::{WatchMetrics, WatchSlots};
 
 use crate::admission::AdmissionError;
 use crate::proto::admission_server::AdmissionServer;
@@ -21,9 +23,12 @@ pub fn admission_server(
     forecasts: tokio::sync::watch::Receiver<Arc<crate::planner::Forecasts>>,
     metrics: Arc<crate::metrics::Metrics>,
     auth: Option<Arc<crate::auth::Auth>>,
+    watches: Arc<WatchSlots>,
 ) -> AdmissionServer<AdmissionService> {
-    AdmissionServer::new(AdmissionService::new(core, forecasts, metrics, auth))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    AdmissionServer::new(AdmissionService::new(
+        core, forecasts, metrics, auth, watches,
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// The status code of DESIGN §3 for each core error.
