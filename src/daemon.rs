@@ -8,12 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Readiness};
 use crate::admission::Admission;
 use crate::clock::Clock;
+use crate::connections::{ConnectionLimits, Connections};
 use crate::metrics::Metrics;
 use crate::planner::{Planner, snapshot};
 use crate::policy::{EMBEDDED_POLICY, Policy};
@@ -182,9 +182,10 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     let (reflection_v1, reflection_v1alpha) = crate::grpc::reflection()?;
+    let connections = Connections::new(connection_limits(settings), metrics.connections.clone());
     let watches =
         crate::grpc::WatchSlots::new(settings.grpc.max_watch_streams, metrics.watches.clone());
-    let mut server = settings.grpc_server();
+    let mut server = settings.grpc_server().layer(connections.layer());
     if let Some(tls) = tls_config(settings)? {
         server = server
             .tls_config(tls)
@@ -203,9 +204,10 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         ));
     let stop = cancel.clone();
     let closing = core.clone();
+    let incoming = connections.incoming(grpc_listener);
     tasks.push(tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+            .serve_with_incoming_shutdown(incoming, async move {
                 stop.cancelled().await;
                 closing.close();
             })
@@ -255,6 +257,29 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         cancel,
         tasks,
     })
+}
+
+/// The connection limits from the settings, `max_connections` lowered to
+/// what the file-descriptor limit leaves room for.
+fn connection_limits(settings: &Settings) -> ConnectionLimits {
+    let g = &settings.grpc;
+    let mut max = g.max_connections;
+    if let Some(limit) = crate::connections::fd_limit() {
+        let room = crate::connections::fd_room(limit);
+        if room < max {
+            tracing::warn!(
+                configured = max,
+                max_connections = room,
+                fd_limit = limit,
+                "grpc.max_connections lowered to fit the file-descriptor limit (raise ulimit -n to allow more)"
+            );
+            max = room;
+        }
+    }
+    ConnectionLimits {
+        max,
+        idle_timeout: (!g.idle_timeout.is_zero()).then_some(g.idle_timeout),
+    }
 }
 
 /// What the planner thread is asked between ticks.

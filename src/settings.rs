@@ -49,6 +49,12 @@ pub struct GrpcSettings {
     /// A connection whose ping is not answered in this time is closed.
     #[serde(with = "humantime_serde")]
     pub keepalive_timeout: Duration,
+    /// Connections open at once; a new one beyond it is closed at once.
+    /// Lowered at start to what the file-descriptor limit leaves room for.
+    pub max_connections: usize,
+    /// A connection with no call open for this long is closed; 0s: never.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// WatchForecast streams open at once over all connections; beyond it
     /// RESOURCE_EXHAUSTED.
     pub max_watch_streams: usize,
@@ -253,6 +259,9 @@ impl Settings {
         if self.planner.refit_every < Duration::from_secs(60) {
             return bad("planner.refit_every", "must be at least 1m");
         }
+        if self.grpc.max_connections == 0 {
+            return bad("grpc.max_connections", "must be > 0");
+        }
         if self.grpc.max_watch_streams == 0 {
             return bad(
                 "grpc.max_watch_streams",
@@ -278,6 +287,8 @@ mod tests {
         assert_eq!(s.admission.idempotency_window, Duration::from_secs(300));
         assert_eq!(s.grpc.max_concurrent_streams, 1000);
         assert_eq!(s.grpc.keepalive_interval, Duration::from_secs(30));
+        assert_eq!(s.grpc.max_connections, 4096);
+        assert_eq!(s.grpc.idle_timeout, Duration::from_secs(300));
         assert_eq!(s.grpc.max_watch_streams, 1000);
     }
 
@@ -314,8 +325,10 @@ mod tests {
         std::fs::write(&file, "tick: 0s\n").unwrap();
         let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("tick"), "{err}");
-        std::fs::write(&file, "grpc:\n  max_watch_streams: 0\n").unwrap();
-        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("grpc.max_watch_streams"), "{err}");
+        for key in ["max_connections", "max_watch_streams"] {
+            std::fs::write(&file, format!("grpc:\n  {key}: 0\n")).unwrap();
+            let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(&format!("grpc.{key}")), "{err}");
+        }
     }
 }
