@@ -36,7 +36,8 @@ pub struct Settings {
     pub grpc: GrpcSettings,
 }
 
-/// Limits of the gRPC port: per connection and over all connections.
+/// Limits of the gRPC port: per connection, over all connections, and at
+/// shutdown.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcSettings {
@@ -58,6 +59,10 @@ pub struct GrpcSettings {
     /// WatchForecast streams open at once over all connections; beyond it
     /// RESOURCE_EXHAUSTED.
     pub max_watch_streams: usize,
+    /// On shutdown, how long calls in flight may take before the
+    /// connections still open are closed.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -290,6 +295,7 @@ mod tests {
         assert_eq!(s.grpc.max_connections, 4096);
         assert_eq!(s.grpc.idle_timeout, Duration::from_secs(300));
         assert_eq!(s.grpc.max_watch_streams, 1000);
+        assert_eq!(s.grpc.shutdown_grace, Duration::from_secs(5));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! WatchForecast against the real binary with clients that never open
-//! their HTTP/2 flow-control window: the daemon's memory stays bounded and
-//! the streams open at once are capped.
+//! their HTTP/2 flow-control window: the daemon's memory stays bounded, the
+//! streams open at once are capped, and SIGTERM does not wait for them
+//! beyond the shutdown grace.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::probe::{healthz, rss_kb};
@@ -186,4 +187,41 @@ async fn stalled_watch_streams_hold_bounded_memory_and_the_total_is_capped() {
             .then_some((send, response, body))
     })
     .await;
+}
+
+#[tokio::test]
+async fn sigterm_with_undrained_streams_exits_within_the_grace_period() {
+    const GRACE: Duration = Duration::from_secs(1);
+    let mut d = Daemon::start(
+        &policy(),
+        &[
+            ("PRESCIENT_TICK", "20ms"),
+            ("PRESCIENT_GRPC__SHUTDOWN_GRACE", "1s"),
+        ],
+    );
+    let ticks = count_messages(watch_all(&d).await);
+    let send = stalled_connection(d.grpc).await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(watch_every_tenant(&send, d.grpc).await);
+    }
+    ticks_pass(&ticks, 20).await;
+
+    let asked = Instant::now();
+    d.signal("TERM");
+    let limit = GRACE + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < limit,
+            "still running {:?} after SIGTERM with undrained streams",
+            asked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(d.logged(&["grace"]), "the forced close is logged");
+    drop(held);
 }

@@ -1,6 +1,8 @@
-//! One accepted gRPC connection: the socket, plus the idle timeout, which
-//! ends it from outside HTTP/2: a read sees end of file, so hyper ends the
-//! connection and drops the socket.
+//! One accepted gRPC connection: the socket, plus the two ways the daemon
+//! ends it from outside HTTP/2 — the idle timeout and the forced close at
+//! the end of the shutdown grace. Both act the same way: a read sees end
+//! of file (and, forced, any write fails), so hyper ends the connection
+//! and drops the socket, whether or not the client is reading.
 //!
 //! The idle close sends no GOAWAY (tonic does not let a single connection
 //! be shut down gracefully). So it happens only when the socket has nothing
@@ -18,6 +20,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::Shared;
 
@@ -72,6 +75,7 @@ pub struct Conn {
     shared: Arc<Shared>,
     /// Fires to check whether the connection has been idle long enough.
     idle: Option<Pin<Box<Sleep>>>,
+    forced: Pin<Box<WaitForCancellationFutureOwned>>,
     /// When the socket last gave bytes.
     last_read: Instant,
     /// Once decided, the connection stays closed.
@@ -93,11 +97,21 @@ impl Conn {
                 open: AtomicUsize::new(0),
                 idle_since_ms: AtomicU64::new(0),
             })),
+            forced: Box::pin(shared.close.clone().cancelled_owned()),
             shared,
             idle,
             last_read: born,
             ended: false,
         }
+    }
+
+    /// Whether the connection is closed, or forced to close now (the
+    /// task is registered to learn of the forced close).
+    fn forced(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.ended && self.forced.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+        }
+        self.ended
     }
 
     /// Whether the connection has been idle long enough to close, checked
@@ -131,13 +145,20 @@ impl Conn {
     }
 }
 
+fn ended() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "connection closed by the server",
+    )
+}
+
 impl AsyncRead for Conn {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.ended {
+        if self.forced(cx) {
             // End of file: nothing read.
             return Poll::Ready(Ok(()));
         }
@@ -161,6 +182,9 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.forced(cx) {
+            return Poll::Ready(Err(ended()));
+        }
         Pin::new(&mut self.tcp).poll_write(cx, buf)
     }
 
@@ -169,6 +193,9 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.forced(cx) {
+            return Poll::Ready(Err(ended()));
+        }
         Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
     }
 
@@ -177,6 +204,9 @@ impl AsyncWrite for Conn {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.forced(cx) {
+            return Poll::Ready(Err(ended()));
+        }
         Pin::new(&mut self.tcp).poll_flush(cx)
     }
 

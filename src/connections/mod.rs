@@ -1,6 +1,6 @@
 //! The gRPC port's connections, below HTTP/2: how many may be open, what
-//! happens when the process runs out of file descriptors, and when an idle
-//! one is closed.
+//! happens when the process runs out of file descriptors, when an idle one
+//! is closed, and how every one is closed at the end of the shutdown grace.
 //!
 //! tonic serves whatever stream of connections it is given; this module is
 //! that stream ([`Incoming`]), its connections ([`Conn`]) and the layer
@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
 
 pub use calls::{OpenCalls, OpenCallsLayer};
 pub use conn::{Conn, ConnInfo};
@@ -78,8 +79,9 @@ impl ConnectionMetrics {
     }
 }
 
-/// The gRPC port's connections: a handle shared by the accept loop and
-/// every connection.
+/// The gRPC port's connections: a handle shared by the accept loop, every
+/// connection and the daemon (which closes them all at the end of the
+/// shutdown grace).
 #[derive(Debug, Clone)]
 pub struct Connections {
     shared: Arc<Shared>,
@@ -91,6 +93,7 @@ struct Shared {
     open: AtomicUsize,
     /// Set while new connections are being refused (logged once a spell).
     refusing: AtomicBool,
+    close: CancellationToken,
     metrics: ConnectionMetrics,
 }
 
@@ -101,6 +104,7 @@ impl Connections {
                 limits,
                 open: AtomicUsize::new(0),
                 refusing: AtomicBool::new(false),
+                close: CancellationToken::new(),
                 metrics,
             }),
         }
@@ -126,6 +130,12 @@ impl Connections {
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.shared.open.load(Ordering::Acquire)
+    }
+
+    /// Closes every connection, open calls and unsent data included (the
+    /// end of the shutdown grace).
+    pub fn close_all(&self) {
+        self.shared.close.cancel();
     }
 
     /// A connection under the bound, or `None`: `tcp` is dropped, which
