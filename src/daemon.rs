@@ -1,6 +1,7 @@
 //! `prescient serve`: loads the policy, builds the core, binds the gRPC and
 //! admin ports, and runs until told to stop. On shutdown it stops accepting,
-//! answers waiters UNAVAILABLE, lets in-flight calls finish, then returns.
+//! answers waiters UNAVAILABLE, lets in-flight calls finish for at most
+//! `grpc.shutdown_grace`, closes the connections still open, then returns.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,12 +9,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Readiness};
 use crate::admission::Admission;
 use crate::clock::Clock;
+use crate::connections::{ConnectionLimits, Connections};
 use crate::metrics::Metrics;
 use crate::planner::{Planner, snapshot};
 use crate::policy::{EMBEDDED_POLICY, Policy};
@@ -187,7 +188,10 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     let (reflection_v1, reflection_v1alpha) = crate::grpc::reflection()?;
-    let mut server = settings.grpc_server();
+    let connections = Connections::new(connection_limits(settings), metrics.connections.clone());
+    let watches =
+        crate::grpc::WatchSlots::new(settings.grpc.max_watch_streams, metrics.watches.clone());
+    let mut server = settings.grpc_server().layer(connections.layer());
     if let Some(tls) = tls_config(settings)? {
         server = server
             .tls_config(tls)
@@ -201,26 +205,51 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             core.clone(),
             forecasts,
             auth.clone(),
+            watches,
         ));
     let stop = cancel.clone();
     let closing = core.clone();
+    let grace = settings.grpc.shutdown_grace;
+    let incoming = connections.incoming(grpc_listener);
+    let shutdown = cancel.clone();
     tasks.push(tokio::spawn(async move {
-        router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-                stop.cancelled().await;
-                closing.close();
-            })
-            .await
-            .context("gRPC server failed")
+        let serve = router.serve_with_incoming_shutdown(incoming, async move {
+            stop.cancelled().await;
+            closing.close();
+        });
+        tokio::pin!(serve);
+        tokio::select! {
+            served = &mut serve => return served.context("gRPC server failed"),
+            () = after_grace(&shutdown, grace) => {}
+        }
+        // Calls still open (a client that stopped reading its stream) end
+        // with their connection.
+        tracing::warn!(
+            connections = connections.open(),
+            ?grace,
+            "closing the gRPC connections still open after the shutdown grace"
+        );
+        connections.close_all();
+        match tokio::time::timeout(CLOSE_WAIT, serve).await {
+            Ok(served) => served.context("gRPC server failed"),
+            Err(_) => {
+                tracing::warn!("gRPC connections did not close; they end with the process");
+                Ok(())
+            }
+        }
     }));
 
     let stop = cancel.clone();
     let app = admin::router(readiness.clone(), metrics);
     tasks.push(tokio::spawn(async move {
-        axum::serve(admin_listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .context("admin server failed")
+        let serve = axum::serve(admin_listener, app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future();
+        tokio::select! {
+            served = serve => served.context("admin server failed"),
+            // Connections still open then end with the process.
+            () = after_grace(&stop, grace) => Ok(()),
+        }
     }));
 
     tasks.push(tokio::task::spawn_blocking(move || {
@@ -256,6 +285,39 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         cancel,
         tasks,
     })
+}
+
+/// How long closed connections get to wind down before shutdown stops
+/// waiting for them.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Resolves `grace` after `stop` is cancelled.
+async fn after_grace(stop: &CancellationToken, grace: std::time::Duration) {
+    stop.cancelled().await;
+    tokio::time::sleep(grace).await;
+}
+
+/// The connection limits from the settings, `max_connections` lowered to
+/// what the file-descriptor limit leaves room for.
+fn connection_limits(settings: &Settings) -> ConnectionLimits {
+    let g = &settings.grpc;
+    let mut max = g.max_connections;
+    if let Some(limit) = crate::connections::fd_limit() {
+        let room = crate::connections::fd_room(limit);
+        if room < max {
+            tracing::warn!(
+                configured = max,
+                max_connections = room,
+                fd_limit = limit,
+                "grpc.max_connections lowered to fit the file-descriptor limit (raise ulimit -n to allow more)"
+            );
+            max = room;
+        }
+    }
+    ConnectionLimits {
+        max,
+        idle_timeout: (!g.idle_timeout.is_zero()).then_some(g.idle_timeout),
+    }
 }
 
 /// What the planner thread is asked between ticks.

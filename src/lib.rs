@@ -11,6 +11,7 @@ pub mod admission;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod connections;
 pub mod daemon;
 pub mod echo;
 pub mod grpc;

@@ -148,6 +148,8 @@ pub struct Metrics {
     pub reload_time: Gauge<f64, AtomicU64>,
     /// The policy in force, by the SHA-256 of its file.
     pub policy_info: Family<PolicyInfo, Gauge>,
+    pub connections: crate::connections::ConnectionMetrics,
+    pub watches: crate::grpc::WatchMetrics,
     max_tenants: usize,
     tenant_labels: Mutex<HashMap<String, String>>,
 }
@@ -287,6 +289,10 @@ impl Metrics {
             "The policy in force: 1, labelled with the SHA-256 of its file (compare with `sha256sum`)",
             policy_info.clone(),
         );
+        let connections = crate::connections::ConnectionMetrics::default();
+        connections.register(&mut registry);
+        let watches = crate::grpc::WatchMetrics::default();
+        watches.register(&mut registry);
         Self {
             registry,
             acquisitions,
@@ -310,6 +316,8 @@ impl Metrics {
             reload_ok,
             reload_time,
             policy_info,
+            connections,
+            watches,
             max_tenants,
             tenant_labels: Mutex::new(HashMap::new()),
         }

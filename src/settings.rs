@@ -43,7 +43,8 @@ pub struct Settings {
     pub unused_env: Vec<String>,
 }
 
-/// Per-connection limits of the gRPC port.
+/// Limits of the gRPC port: per connection, over all connections, and at
+/// shutdown.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcSettings {
@@ -56,6 +57,19 @@ pub struct GrpcSettings {
     /// A connection whose ping is not answered in this time is closed.
     #[serde(with = "humantime_serde")]
     pub keepalive_timeout: Duration,
+    /// Connections open at once; a new one beyond it is closed at once.
+    /// Lowered at start to what the file-descriptor limit leaves room for.
+    pub max_connections: usize,
+    /// A connection with no call open for this long is closed; 0s: never.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// WatchForecast streams open at once over all connections; beyond it
+    /// RESOURCE_EXHAUSTED.
+    pub max_watch_streams: usize,
+    /// On shutdown, how long calls in flight may take before the
+    /// connections still open are closed.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -281,6 +295,15 @@ impl Settings {
         }
         if self.planner.refit_every < Duration::from_secs(60) {
             return bad("planner.refit_every", "must be at least 1m");
+        }
+        if self.grpc.max_connections == 0 {
+            return bad("grpc.max_connections", "must be > 0");
+        }
+        if self.grpc.max_watch_streams == 0 {
+            return bad(
+                "grpc.max_watch_streams",
+                "must be > 0 (WatchForecast is part of the API)",
+            );
         }
         Ok(())
     }

@@ -103,4 +103,14 @@ async fn errors_quote_a_100_kb_field_cut_short() {
         .await
         .unwrap_err();
     short(s, Code::NotFound, "tenant: unknown tenant \"xxxx");
+    for (tenant, resource, field) in [(&*long, "api", "tenant"), ("web", &*long, "resource")] {
+        let s = c
+            .get_forecast(prescient::proto::GetForecastRequest {
+                tenant: tenant.into(),
+                resource: resource.into(),
+            })
+            .await
+            .unwrap_err();
+        short(s, Code::NotFound, &format!("{field}: "));
+    }
 }

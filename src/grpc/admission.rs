@@ -24,6 +24,8 @@ pub struct AdmissionService {
     forecasts: watch::Receiver<Arc<Forecasts>>,
     /// Bearer-token authentication; `None`: off.
     auth: Option<Arc<Auth>>,
+    /// The bound on WatchForecast streams open at once.
+    watches: Arc<super::WatchSlots>,
 }
 
 impl AdmissionService {
@@ -31,11 +33,13 @@ impl AdmissionService {
         core: Arc<Admission>,
         forecasts: watch::Receiver<Arc<Forecasts>>,
         auth: Option<Arc<Auth>>,
+        watches: Arc<super::WatchSlots>,
     ) -> Self {
         Self {
             core,
             forecasts,
             auth,
+            watches,
         }
     }
 
@@ -125,8 +129,7 @@ fn acquire_response(decision: Decision) -> proto::AcquireResponse {
 
 #[tonic::async_trait]
 impl proto::admission_server::Admission for AdmissionService {
-    type WatchForecastStream =
-        tokio_stream::wrappers::ReceiverStream<Result<proto::WatchForecastResponse, Status>>;
+    type WatchForecastStream = super::watch::ForecastStream;
 
     async fn get_forecast(
         &self,
@@ -153,9 +156,11 @@ impl proto::admission_server::Admission for AdmissionService {
                 Echo(&tenant)
             )));
         }
-        Ok(Response::new(super::forecast::watch(
+        let slot = self.watches.take()?;
+        Ok(Response::new(super::watch::ForecastStream::new(
             self.forecasts.clone(),
             tenant,
+            slot,
         )))
     }
 

@@ -1,19 +1,15 @@
 //! GetForecast and WatchForecast: the planner's published forecasts, as
-//! messages.
+//! messages (the stream itself is in `watch.rs`).
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tonic::Status;
 
 use crate::admission::Admission;
+use crate::echo::Echo;
 use crate::planner::{ForecastView, Forecasts};
 use crate::proto;
-
-/// Messages queued per WatchForecast stream; a slow reader misses ticks
-/// rather than holding the planner back.
-const WATCH_BUFFER: usize = 1024;
 
 fn points(view: &ForecastView) -> Vec<proto::ForecastPoint> {
     view.points
@@ -59,7 +55,7 @@ pub fn get_response(view: &ForecastView, at: &Forecasts) -> proto::GetForecastRe
     }
 }
 
-fn watch_response(view: &ForecastView, at: &Forecasts) -> proto::WatchForecastResponse {
+pub(super) fn watch_response(view: &ForecastView, at: &Forecasts) -> proto::WatchForecastResponse {
     let g = get_response(view, at);
     proto::WatchForecastResponse {
         tenant: g.tenant,
@@ -86,42 +82,18 @@ pub fn get(
     }
     if core.registry().resource(resource).is_none() {
         return Err(Status::not_found(format!(
-            "resource: unknown resource {resource:?}"
+            "resource: unknown resource {:?}",
+            Echo(resource)
         )));
     }
     let snapshot = forecasts.borrow().clone();
     match snapshot.get(tenant, resource) {
         Some(view) => Ok(get_response(view, &snapshot)),
         None => Err(Status::not_found(format!(
-            "tenant: no forecast for tenant {tenant:?} on {resource:?} \
-             (unknown tenant, or not seen by the planner yet)"
+            "tenant: no forecast for tenant {:?} on {:?} \
+             (unknown tenant, or not seen by the planner yet)",
+            Echo(tenant),
+            Echo(resource)
         ))),
     }
-}
-
-/// WatchForecast: a stream fed from the planner's watch channel; ends when
-/// the planner stops (shutdown) or the client goes away.
-pub fn watch(
-    mut forecasts: watch::Receiver<Arc<Forecasts>>,
-    tenant: String,
-) -> ReceiverStream<Result<proto::WatchForecastResponse, Status>> {
-    let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-    tokio::spawn(async move {
-        forecasts.mark_unchanged();
-        while forecasts.changed().await.is_ok() {
-            let snapshot = forecasts.borrow_and_update().clone();
-            for view in snapshot
-                .series
-                .values()
-                .filter(|v| tenant.is_empty() || *v.tenant == *tenant)
-            {
-                match tx.try_send(Ok(watch_response(view, &snapshot))) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => break,
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
-                }
-            }
-        }
-    });
-    ReceiverStream::new(rx)
 }

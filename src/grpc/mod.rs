@@ -5,10 +5,12 @@
 mod admission;
 pub mod codec;
 mod forecast;
+mod watch;
 
 use std::sync::Arc;
 
 pub use admission::AdmissionService;
+pub use watch::{WatchMetrics, WatchSlots};
 
 use crate::admission::AdmissionError;
 use crate::proto::admission_server::AdmissionServer;
@@ -21,8 +23,9 @@ pub fn admission_server(
     core: Arc<crate::admission::Admission>,
     forecasts: tokio::sync::watch::Receiver<Arc<crate::planner::Forecasts>>,
     auth: Option<Arc<crate::auth::Auth>>,
+    watches: Arc<WatchSlots>,
 ) -> AdmissionServer<AdmissionService> {
-    AdmissionServer::new(AdmissionService::new(core, forecasts, auth))
+    AdmissionServer::new(AdmissionService::new(core, forecasts, auth, watches))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 

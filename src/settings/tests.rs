@@ -11,6 +11,11 @@ fn embedded_defaults_load_with_the_documented_addresses() {
     assert_eq!(s.admission.idempotency_window, Duration::from_secs(300));
     assert_eq!(s.grpc.max_concurrent_streams, 1000);
     assert_eq!(s.grpc.keepalive_interval, Duration::from_secs(30));
+    assert_eq!(s.grpc.max_connections, 4096);
+    assert_eq!(s.grpc.idle_timeout, Duration::from_secs(300));
+    assert_eq!(s.grpc.max_watch_streams, 1000);
+    assert_eq!(s.grpc.shutdown_grace, Duration::from_secs(5));
+    assert_eq!(s.admission.max_report_debt, Duration::from_secs(60));
 }
 
 #[test]
@@ -46,6 +51,11 @@ fn a_bad_value_names_its_key() {
     std::fs::write(&file, "tick: 0s\n").unwrap();
     let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
     assert!(err.to_string().contains("tick"), "{err}");
+    for key in ["max_connections", "max_watch_streams"] {
+        std::fs::write(&file, format!("grpc:\n  {key}: 0\n")).unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains(&format!("grpc.{key}")), "{err}");
+    }
     for share in ["1.5", "-0.1"] {
         std::fs::write(&file, format!("reload:\n  max_removed_share: {share}\n")).unwrap();
         let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();

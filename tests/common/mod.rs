@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod probe;
 pub mod snapshot;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -227,4 +228,33 @@ pub async fn start_in_process(
         .await
         .unwrap();
     (running, AdmissionClient::new(channel))
+}
+
+impl Daemon {
+    /// Like [`Daemon::start`], with the daemon's file-descriptor limit
+    /// (soft and hard) set to `nofile`.
+    pub fn start_with_fd_limit(policy: &str, env: &[(&str, &str)], nofile: u64) -> Self {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(&path, policy).unwrap();
+        let mut cmd = serve_on_free_ports();
+        cmd.arg("--policy").arg(&path).env("RUST_LOG", "info");
+        cmd.envs(env.iter().copied());
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between
+        // fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::spawn(cmd, Some(dir))
+    }
 }
