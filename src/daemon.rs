@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Readiness};
@@ -19,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::planner::{Planner, snapshot};
 use crate::policy::{EMBEDDED_POLICY, Policy};
 use crate::settings::Settings;
+use crate::supervisor::Supervisor;
 use crate::watcher::{PolicyWatcher, Reload};
 
 /// A started daemon.
@@ -28,8 +28,9 @@ pub struct Running {
     /// The admin HTTP address actually bound.
     pub admin: SocketAddr,
     pub core: Arc<Admission>,
+    pub readiness: Arc<Readiness>,
     cancel: CancellationToken,
-    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    tasks: Supervisor,
 }
 
 impl Running {
@@ -44,12 +45,20 @@ impl Running {
         self.wait().await
     }
 
-    /// Waits until the daemon has stopped (after its token is cancelled).
+    /// Waits until the daemon has stopped: after its token is cancelled,
+    /// or after one of its tasks failed (that failure is returned).
     pub async fn wait(self) -> anyhow::Result<()> {
-        for task in self.tasks {
-            task.await.context("daemon task panicked")??;
-        }
-        Ok(())
+        self.tasks.wait().await
+    }
+
+    /// Runs one more task under the daemon's supervisor: it must run until
+    /// the daemon's token is cancelled; if it fails, the daemon stops.
+    pub fn supervise(
+        &mut self,
+        name: &'static str,
+        task: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) {
+        self.tasks.spawn(name, task);
     }
 }
 
@@ -148,24 +157,27 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         state_dir.map(|dir| (dir, settings.planner.snapshot_every)),
         calls,
     );
-    let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
+    let mut tasks = Supervisor::new(cancel.clone(), readiness.clone());
     {
-        // Cancel stops the planner thread (it saves a last snapshot).
+        // Shutdown: not ready any more, and the planner thread stops (it
+        // saves a last snapshot).
         let cancel = cancel.clone();
         let to_planner = to_planner.clone();
-        tasks.push(tokio::spawn(async move {
+        let readiness = readiness.clone();
+        tasks.spawn("shutdown", async move {
             cancel.cancelled().await;
+            readiness.set(false);
             let _ = to_planner.send(PlannerCall::Stop);
             Ok(())
-        }));
+        });
     }
     let background = core.spawn(cancel.clone(), settings.admission.reap_interval);
     background.close();
-    tasks.push(tokio::spawn(async move {
+    tasks.spawn("waiter dispatchers and lease reaper", async move {
         background.wait().await;
         Ok(())
-    }));
-    tasks.push(match policy_text {
+    });
+    let watcher = match policy_text {
         Some(text) => {
             let apply = move |r| to_planner.send(PlannerCall::Reload(r)).is_ok();
             PolicyWatcher::new(
@@ -178,7 +190,8 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             .spawn(settings.watch_config(), cancel.clone())?
         }
         None => crate::watcher::ignore_hangups(cancel.clone())?,
-    });
+    };
+    tasks.spawn("policy watcher", async move { watcher.await? });
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -212,7 +225,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let grace = settings.grpc.shutdown_grace;
     let incoming = connections.incoming(grpc_listener);
     let shutdown = cancel.clone();
-    tasks.push(tokio::spawn(async move {
+    tasks.spawn("gRPC server", async move {
         let serve = router.serve_with_incoming_shutdown(incoming, async move {
             stop.cancelled().await;
             closing.close();
@@ -237,11 +250,11 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
                 Ok(())
             }
         }
-    }));
+    });
 
     let stop = cancel.clone();
     let app = admin::router(readiness.clone(), metrics);
-    tasks.push(tokio::spawn(async move {
+    tasks.spawn("admin server", async move {
         let serve = axum::serve(admin_listener, app)
             .with_graceful_shutdown(stop.clone().cancelled_owned())
             .into_future();
@@ -250,13 +263,13 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             // Connections still open then end with the process.
             () = after_grace(&stop, grace) => Ok(()),
         }
-    }));
+    });
 
-    tasks.push(tokio::task::spawn_blocking(move || {
+    tasks.spawn_blocking("planner", move || {
         planner_thread
             .join()
-            .map_err(|_| anyhow::anyhow!("planner thread panicked"))
-    }));
+            .map_err(|_| anyhow::anyhow!("the planner thread panicked"))
+    });
 
     if !settings.tls.cert_file.as_os_str().is_empty() {
         let mutual = !settings.tls.client_ca_file.as_os_str().is_empty();
@@ -282,6 +295,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         grpc,
         admin,
         core,
+        readiness,
         cancel,
         tasks,
     })
@@ -380,12 +394,16 @@ fn spawn_planner(
         .expect("spawn the planner thread")
 }
 
-/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully; ends early,
+/// with the error, if a daemon task fails.
 pub async fn run(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM that arrives while the daemon starts (once
+    // it has logged its addresses, say) must drain it, not kill it.
+    let signal = shutdown_signal()?;
     let running = start(settings, clock).await?;
     let stop = running.stopper();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.await;
         tracing::info!("shutdown signal received; draining");
         stop.cancel();
     });
@@ -394,23 +412,22 @@ pub async fn run(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<(
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT; the handlers are in place on return.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; SIGINT only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -3,7 +3,8 @@
 //! The data flow is the module order: a [`policy`] is compiled into
 //! [`pool`]s, which [`admission`] draws from on each Acquire; the [`grpc`]
 //! face only translates messages; [`daemon`] wires it all to sockets,
-//! settings and signals, and the [`watcher`] feeds it policy edits. Every function of time takes `now` from a
+//! settings and signals under one [`supervisor`], and the [`watcher`] feeds
+//! it policy edits. Every function of time takes `now` from a
 //! [`clock::Clock`].
 
 pub mod admin;
@@ -21,6 +22,7 @@ pub mod policy;
 pub mod pool;
 pub mod settings;
 pub mod sim;
+pub mod supervisor;
 pub mod watcher;
 
 /// Generated protobuf types and the service trait (package `prescient.v1`).
