@@ -46,7 +46,7 @@ async fn worker(
     let mut rounds = 0u64;
     while Instant::now() < until {
         rounds += 1;
-        let tenant = if rounds % 2 == 0 {
+        let tenant = if rounds.is_multiple_of(2) {
             "checkout"
         } else {
             "search"
@@ -64,7 +64,7 @@ async fn worker(
         if let Ok(r) = granted {
             let lease_id = r.into_inner().lease_id;
             if !lease_id.is_empty() {
-                let used = if rounds % 3 == 0 { 7 } else { 3 };
+                let used = if rounds.is_multiple_of(3) { 7 } else { 3 };
                 let entry = ReportEntry {
                     lease_id,
                     used,
@@ -90,12 +90,12 @@ async fn worker(
             if !lease_id.is_empty() {
                 let release = ReleaseRequest { lease_id };
                 let _ = c.release(release.clone()).await;
-                if rounds % 10 == 0 {
+                if rounds.is_multiple_of(10) {
                     let _ = c.release(release).await;
                 }
             }
         }
-        if rounds % 10 == 0 {
+        if rounds.is_multiple_of(10) {
             let _ = c
                 .acquire(AcquireRequest {
                     tenant: format!("guest-{id}-{}", rounds / 10),

@@ -77,7 +77,7 @@ pub struct GrpcSettings {
 pub struct ReloadSettings {
     /// Watch the policy file and put valid edits in force.
     pub watch: bool,
-    /// Quiet time after a change before the file is read.
+    /// Time after a change before the file is read; at least 10ms.
     #[serde(with = "humantime_serde")]
     pub debounce: Duration,
     /// An edit that removes more than this share of the tenants or of the
@@ -289,6 +289,9 @@ impl Settings {
         }
         if !(0.0..=1.0).contains(&self.reload.max_removed_share) {
             return bad("reload.max_removed_share", "must be in [0, 1]");
+        }
+        if self.reload.debounce < crate::watcher::MIN_DEBOUNCE {
+            return bad("reload.debounce", "must be at least 10ms");
         }
         if self.planner.snapshot_every.is_zero() {
             return bad("planner.snapshot_every", "must be > 0");

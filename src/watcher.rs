@@ -6,9 +6,12 @@
 //! (write to a temporary, rename over), `kubectl` updating a mounted
 //! ConfigMap (a new timestamped directory, then the `..data` symlink
 //! swapped to it) and a plain write all show up there, and a watch on the
-//! file itself would be lost with the first rename. Events are debounced
-//! (both of those writers take several steps), and a file whose content did
-//! not change is not reloaded.
+//! file itself would be lost with the first rename. Both of those writers
+//! take several steps, so events go through `notify-debouncer-full`: the
+//! file is read `reload.debounce` after a change, with every change that
+//! came meanwhile folded into the same read, and a busy file beside it (a
+//! log) does not hold that read back. A file whose content did not change
+//! is not reloaded.
 //!
 //! Every reload logs what it changes against the policy in force (tenants
 //! and resources added, removed, changed; see [`PolicyDiff`]). An invalid
@@ -24,7 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use notify::{EventKind, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +49,8 @@ pub struct Reload {
 pub struct WatchConfig {
     /// Watch the file; off, only SIGHUP reloads.
     pub watch: bool,
-    /// Quiet time after the last change before the file is read.
+    /// Time after a change before the file is read (at least
+    /// [`MIN_DEBOUNCE`]).
     pub debounce: Duration,
     /// A watched edit removing more than this share of the tenants or
     /// resources is refused; SIGHUP applies it anyway.
@@ -94,7 +99,7 @@ impl PolicyWatcher {
     ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
         let changed = Arc::new(Notify::new());
         let watcher = match config.watch {
-            true => watch_directory(&self.path, changed.clone())
+            true => watch_directory(&self.path, config.debounce, changed.clone())
                 .inspect_err(|e| {
                     tracing::error!(
                         error = format!("{e:#}"),
@@ -117,20 +122,8 @@ impl PolicyWatcher {
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
-                    _ = changed.notified() => {
-                        // Wait for the writer to finish its steps, but not
-                        // forever if something else in the directory keeps
-                        // changing.
-                        let latest = tokio::time::Instant::now() + config.debounce * 10;
-                        loop {
-                            let quiet = (tokio::time::Instant::now() + config.debounce).min(latest);
-                            tokio::select! {
-                                _ = tokio::time::sleep_until(quiet) => break,
-                                _ = changed.notified() => {}
-                            }
-                        }
-                        self.reload(false, config.max_removed_share).await;
-                    }
+                    // Already debounced by the watcher.
+                    _ = changed.notified() => self.reload(false, config.max_removed_share).await,
                     Some(()) = hangup.recv() => {
                         tracing::info!(file = %self.origin, "SIGHUP: reloading the policy");
                         self.reload(true, config.max_removed_share).await;
@@ -235,23 +228,43 @@ pub fn ignore_hangups(
     }))
 }
 
-/// Watches the directory holding `file`; any change there but a read
-/// wakes `changed` (coalesced: one permit however many events).
+/// The shortest `reload.debounce`: the debouncer polls every quarter of
+/// it, and a zero would spin a core.
+pub const MIN_DEBOUNCE: Duration = Duration::from_millis(10);
+
+/// Watches the directory holding `file`; once a batch of changes there is
+/// `debounce` old, wakes `changed` (coalesced: one permit however many
+/// batches). Reads are not changes: the watcher's own read of the file
+/// would wake it again.
 fn watch_directory(
     file: &Path,
+    debounce: Duration,
     changed: Arc<Notify>,
-) -> anyhow::Result<notify::RecommendedWatcher> {
+) -> anyhow::Result<Debouncer<RecommendedWatcher, RecommendedCache>> {
     let dir = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut watcher =
-        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-            Ok(e) if matches!(e.kind, EventKind::Access(_)) => {}
-            Ok(_) => changed.notify_one(),
-            Err(e) => tracing::warn!(error = %e, "policy watch error"),
-        })
-        .context("reload.watch: cannot start the file watcher")?;
+    let mut watcher = notify_debouncer_full::new_debouncer(
+        debounce.max(MIN_DEBOUNCE),
+        None,
+        move |batch: DebounceEventResult| match batch {
+            Ok(events) => {
+                if events
+                    .iter()
+                    .any(|e| !matches!(e.kind, EventKind::Access(_)))
+                {
+                    changed.notify_one();
+                }
+            }
+            Err(errors) => {
+                for e in errors {
+                    tracing::warn!(error = %e, "policy watch error");
+                }
+            }
+        },
+    )
+    .context("reload.watch: cannot start the file watcher")?;
     watcher
         .watch(&dir, RecursiveMode::NonRecursive)
         .with_context(|| format!("reload.watch: cannot watch {}", dir.display()))?;

@@ -195,7 +195,7 @@ impl Forecaster {
             self.spread
         } else {
             // Too few residuals: a normal band from the EWMA variance.
-            let z = normal_quantile(0.5 + self.level / 2.0);
+            let z = central_z(self.level);
             let sd = self.ewma_var.sqrt();
             (-z * sd, z * sd)
         };
@@ -285,54 +285,10 @@ fn quantile(v: &mut [f32], p: f64) -> f64 {
     *x as f64
 }
 
-/// Inverse of the standard normal CDF (Acklam's rational approximation,
-/// relative error < 1.2e-9): the z of a two-sided band before residuals
-/// are in.
-pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969_683_028_665_376e1,
-        2.209_460_984_245_205e2,
-        -2.759_285_104_469_687e2,
-        1.383_577_518_672_69e2,
-        -3.066_479_806_614_716e1,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -5.447_609_879_822_406e1,
-        1.615_858_368_580_409e2,
-        -1.556_989_798_598_866e2,
-        6.680_131_188_771_972e1,
-        -1.328_068_155_288_572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -3.223_964_580_411_365e-1,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    let p = p.clamp(1e-12, 1.0 - 1e-12);
-    let tail = |q: f64| {
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    };
-    if p < 0.02425 {
-        tail((-2.0 * p.ln()).sqrt())
-    } else if p > 1.0 - 0.02425 {
-        -tail((-2.0 * (1.0 - p).ln()).sqrt())
-    } else {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    }
+/// The z of a central band holding `level` of a standard normal (1.96 for
+/// 0.95): the band before residuals are in.
+fn central_z(level: f64) -> f64 {
+    distrs::Normal::ppf(0.5 + level / 2.0, 0.0, 1.0)
 }
 
 #[cfg(test)]
@@ -341,9 +297,11 @@ mod tests {
 
     #[test]
     fn normal_quantiles_match_tables() {
-        assert!((normal_quantile(0.975) - 1.959_964).abs() < 1e-5);
-        assert!((normal_quantile(0.5)).abs() < 1e-9);
-        assert!((normal_quantile(0.01) + 2.326_348).abs() < 1e-5);
+        // distrs (AS 241) is exact to double precision.
+        assert!((central_z(0.95) - 1.959_963_984_540_054).abs() < 1e-12);
+        assert!(central_z(0.0).abs() < 1e-15);
+        assert!((central_z(0.98) - 2.326_347_874_040_841).abs() < 1e-12);
+        assert!((central_z(0.999) - 3.290_526_731_491_926).abs() < 1e-12);
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! little. A ring read back from a snapshot is checked before use: its
 //! arithmetic trusts `head < cap` and `len <= cap`.
 //!
+//! Kept by hand: its fields are the snapshot's format, checked field by
+//! field with named errors before use (a `VecDeque` would need a conversion
+//! whose errors postcard drops), and it grows to its bound where the
+//! `ringbuffer` and `circular-buffer` crates allocate all of it up front.
+//!
 //! [`History`]: super::history::History
 
 use serde::{Deserialize, Serialize};

@@ -65,6 +65,17 @@ fn a_bad_value_names_its_key() {
             "{share}"
         );
     }
+    for debounce in ["0s", "9ms"] {
+        std::fs::write(&file, format!("reload:\n  debounce: {debounce}\n")).unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reload.debounce: must be at least 10ms",
+            "{debounce}"
+        );
+    }
+    std::fs::write(&file, "reload:\n  debounce: 10ms\n").unwrap();
+    Settings::load(Some(&file), &Overrides::default()).expect("10ms is enough");
 }
 
 fn from_env(vars: &[(&str, &str)]) -> Result<Settings, config::ConfigError> {
