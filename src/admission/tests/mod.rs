@@ -87,8 +87,9 @@ fn running(yaml: &str) -> (Arc<Admission>, Arc<ManualClock>, CancellationToken) 
 }
 
 /// Yields to the runtime (the dispatchers) until `done`; everything here is
-/// in-process, so a bounded number of yields is plenty unless a bug.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
+/// in-process, so a bounded number of yields is plenty unless a bug. Shared
+/// with the reload tests, as is [`park`].
+pub(super) async fn until(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..100_000 {
         if done() {
             return;
@@ -99,7 +100,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// Parks an Acquire with `max_wait` in a task; returns once it is queued.
-async fn park(
+pub(super) async fn park(
     core: &Arc<Admission>,
     tenant: &'static str,
     resource: &'static str,
