@@ -1,8 +1,13 @@
-//! A real daemon for integration tests: the `prescient` binary started on
-//! port 0, its bound addresses read from its log, killed on drop.
+//! What the integration tests share: a real daemon (the `prescient`
+//! binary started on port 0, its bound addresses read from its log, killed
+//! on drop), bounded waits, and in submodules the request builders, the
+//! checks on answers and the policies.
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod answers;
+pub mod policies;
+pub mod requests;
 pub mod snapshot;
 
 use std::io::{BufRead, BufReader, Read, Write};
