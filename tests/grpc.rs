@@ -457,15 +457,18 @@ async fn watch_forecast_streams_each_tick_and_ends_at_shutdown() {
         .unwrap()
         .into_inner();
     let mut resources = std::collections::BTreeSet::new();
-    while resources.len() < 3 {
-        let m = tokio::time::timeout(Duration::from_secs(30), stream.message())
-            .await
-            .expect("a message every tick")
-            .unwrap()
-            .unwrap();
-        assert_eq!(m.tenant, "web");
-        resources.insert(m.resource);
-    }
+    let every_resource = tokio::time::timeout(Duration::from_secs(30), async {
+        while resources.len() < 3 {
+            let m = stream
+                .message()
+                .await
+                .unwrap()
+                .expect("the stream ended before every resource was seen");
+            assert_eq!(m.tenant, "web");
+            resources.insert(m.resource);
+        }
+    });
+    assert!(every_resource.await.is_ok(), "seen only {resources:?}");
     // An open stream does not hold up shutdown.
     let (status, _d) = tokio::task::spawn_blocking(move || (d.terminate(), d))
         .await

@@ -6,10 +6,9 @@
 mod common;
 
 use std::future::Future;
-use std::time::Duration;
 
 use common::requests::{AcquireExt, acquire, report, used};
-use common::{Daemon, eventually};
+use common::{ANSWER, Daemon, eventually};
 use prescient::proto::admission_client::AdmissionClient;
 use prescient::proto::{AcquireRequest, AcquireResponse, Decision};
 use tonic::transport::Channel;
@@ -36,10 +35,6 @@ tenants:
       db_queries: { guaranteed: 500 }
   mallory: { qos: silver, limits: {} }
 "#;
-
-/// Long enough for any answer on a loaded CI machine; a frozen daemon
-/// never answers.
-const ANSWER: Duration = Duration::from_secs(10);
 
 async fn answered<T>(what: &str, call: impl Future<Output = T>) -> T {
     tokio::time::timeout(ANSWER, call)
