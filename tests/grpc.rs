@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::answers::{code, denied, granted};
@@ -334,35 +334,38 @@ async fn a_waiter_is_woken_by_a_release_over_grpc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_clients_racing_never_hold_more_than_capacity() {
+    const CLIENTS: usize = 8;
+    const ROUNDS: usize = 50;
     let policy = "resources:\n  slots: { kind: concurrency, capacity: 3 }\n  \
                   api: { kind: rate, capacity: 1, emergency: 0 }\n\
                   tenants:\n  t: { qos: gold, limits: { api: { guaranteed: 1, burst: 40 } } }\n";
     let d = Daemon::start(policy, &[]);
-    let holding = Arc::new(AtomicI64::new(0));
-    let peak = Arc::new(AtomicI64::new(0));
+    // Each round, every client asks for a slot at once and keeps what it
+    // was granted until every client has its answer: nothing is released
+    // within a round, so the grants of a round are units held together, as
+    // the clients (not the daemon) count them.
+    let answered = Arc::new(tokio::sync::Barrier::new(CLIENTS));
+    let held: Arc<Vec<AtomicU64>> = Arc::new((0..ROUNDS).map(|_| AtomicU64::new(0)).collect());
     let api_granted = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..CLIENTS {
         let mut c = d.client().await;
-        let (holding, peak, api_granted) = (holding.clone(), peak.clone(), api_granted.clone());
+        let (answered, held, api_granted) = (answered.clone(), held.clone(), api_granted.clone());
         tasks.push(tokio::spawn(async move {
-            let mut leases = 0;
-            for _ in 0..50 {
+            for round in held.iter() {
                 let r = c
                     .acquire(acquire("t", "slots", 1))
                     .await
                     .unwrap()
                     .into_inner();
-                if r.decision() == Decision::Granted {
-                    leases += 1;
-                    // Counted after the grant, uncounted before the release:
-                    // the count can only overstate what the daemon holds.
-                    let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::task::yield_now().await;
-                    holding.fetch_sub(1, Ordering::SeqCst);
-                    c.release(release(&r.lease_id)).await.unwrap();
+                let lease = (r.decision() == Decision::Granted).then_some(r.lease_id);
+                if lease.is_some() {
+                    round.fetch_add(1, Ordering::SeqCst);
+                }
+                answered.wait().await;
+                if let Some(lease) = lease {
+                    c.release(release(&lease)).await.unwrap();
                 }
                 let r = c
                     .acquire(acquire("t", "api", 1))
@@ -372,20 +375,25 @@ async fn eight_clients_racing_never_hold_more_than_capacity() {
                 if r.decision() == Decision::Granted {
                     api_granted.fetch_add(1, Ordering::SeqCst);
                 }
+                // Every unit is back before the next round asks.
+                answered.wait().await;
             }
-            leases
         }));
     }
-    let mut leases = 0;
     for t in tasks {
-        leases += t.await.unwrap();
+        // A client that failed leaves the others at the barrier: bounded.
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("the clients finished their rounds")
+            .unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    assert!(leases > 0);
+    let held: Vec<u64> = held.iter().map(|n| n.load(Ordering::SeqCst)).collect();
+    // Never more than the capacity; and never fewer, since the units were
+    // free and each one asked for is taken whole or not at all.
     assert!(
-        peak.load(Ordering::SeqCst) <= 3,
-        "peak {}",
-        peak.load(Ordering::SeqCst)
+        held.iter().all(|&n| n == 3),
+        "slots held together, round by round: {held:?}"
     );
     // Rate: the burst of 40 plus 1/s over the race, never more.
     let granted = api_granted.load(Ordering::SeqCst) as f64;
