@@ -5,15 +5,11 @@
 mod common;
 
 use common::Daemon;
-use prescient::proto::{
-    AcquireRequest, Decision, GetForecastRequest, ReleaseRequest, ReportEntry, ReportRequest,
-    WatchForecastRequest,
-};
+use common::policies::SLOTS as POLICY;
+use common::requests::{self, acquire, release, used};
+use prescient::proto::{Decision, GetForecastRequest, WatchForecastRequest};
 use tonic::{Code, Request};
 
-const POLICY: &str = "resources:\n  slots: { kind: concurrency, capacity: 4 }\n\
-                      tenants:\n  web: { qos: gold, limits: { slots: { guaranteed: 2 } } }\n  \
-                      batch: { qos: gold, limits: { slots: { guaranteed: 2 } } }\n";
 const WEB: &str = "web-token-0123456789";
 const BATCH: &str = "batch-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
@@ -25,15 +21,6 @@ fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
             .insert("authorization", format!("Bearer {t}").parse().unwrap());
     }
     r
-}
-
-fn acquire(tenant: &str) -> AcquireRequest {
-    AcquireRequest {
-        tenant: tenant.into(),
-        resource: "slots".into(),
-        amount: 1,
-        ..Default::default()
-    }
 }
 
 fn start() -> (Daemon, tempfile::TempDir) {
@@ -64,7 +51,7 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
     let mut c = d.client().await;
     for token in [None, Some("not-a-token-at-all-000")] {
         let s = c
-            .acquire(with_token(acquire("web"), token))
+            .acquire(with_token(acquire("web", "slots", 1), token))
             .await
             .unwrap_err();
         assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
@@ -82,13 +69,13 @@ async fn a_caller_acts_only_for_its_own_tenants() {
     let (d, _dir) = start();
     let mut c = d.client().await;
     let web = c
-        .acquire(with_token(acquire("web"), Some(WEB)))
+        .acquire(with_token(acquire("web", "slots", 1), Some(WEB)))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(web.decision(), Decision::Granted);
     let s = c
-        .acquire(with_token(acquire("batch"), Some(WEB)))
+        .acquire(with_token(acquire("batch", "slots", 1), Some(WEB)))
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::PermissionDenied);
@@ -99,7 +86,10 @@ async fn a_caller_acts_only_for_its_own_tenants() {
     // A 100 KB tenant name is quoted cut short, not whole (which would
     // overflow the response headers: RESOURCE_EXHAUSTED at the client).
     let s = c
-        .acquire(with_token(acquire(&"x".repeat(100_000)), Some(WEB)))
+        .acquire(with_token(
+            acquire(&"x".repeat(100_000), "slots", 1),
+            Some(WEB),
+        ))
         .await
         .unwrap_err();
     let head: String = s.message().chars().take(200).collect();
@@ -110,25 +100,16 @@ async fn a_caller_acts_only_for_its_own_tenants() {
     );
 
     // Another tenant's lease cannot be released or reported on.
-    let release = || ReleaseRequest {
-        lease_id: web.lease_id.clone(),
-    };
     let s = c
-        .release(with_token(release(), Some(BATCH)))
+        .release(with_token(release(&web.lease_id), Some(BATCH)))
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::PermissionDenied);
-    let report = ReportRequest {
-        entries: vec![ReportEntry {
-            lease_id: web.lease_id.clone(),
-            used: 1,
-            ..Default::default()
-        }],
-    };
+    let report = requests::report(vec![used("", "", &web.lease_id, 1)]);
     let s = c.report(with_token(report, Some(BATCH))).await.unwrap_err();
     assert_eq!(s.code(), Code::PermissionDenied);
     let r = c
-        .release(with_token(release(), Some(WEB)))
+        .release(with_token(release(&web.lease_id), Some(WEB)))
         .await
         .unwrap()
         .into_inner();
@@ -165,17 +146,10 @@ fn one_token_under_two_names_stops_the_daemon_at_start() {
         .unwrap();
     // Today it must exit at once; before the fix it served. Poll, do not
     // hang.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the daemon started with one token under two names");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let Some(status) = common::exited_within(&mut child, common::EXIT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the daemon started with one token under two names");
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
@@ -223,7 +197,7 @@ async fn forecasts_of_other_tenants_need_an_admin_token() {
         .unwrap();
     // An admin may act for any tenant.
     let r = c
-        .acquire(with_token(acquire("batch"), Some(ADMIN)))
+        .acquire(with_token(acquire("batch", "slots", 1), Some(ADMIN)))
         .await
         .unwrap()
         .into_inner();

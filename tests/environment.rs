@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::policies::EXAMPLE;
+use common::requests::acquire;
 use common::{Daemon, eventually};
-use prescient::proto::{AcquireRequest, Decision};
+use prescient::proto::Decision;
 use serde::Deserialize;
 use serde_norway::Value;
 
@@ -37,12 +39,7 @@ async fn serves(d: &Daemon, tenant: &str) {
     let granted = d
         .client()
         .await
-        .acquire(AcquireRequest {
-            tenant: tenant.into(),
-            resource: "db_queries".into(),
-            amount: 1,
-            ..Default::default()
-        })
+        .acquire(acquire(tenant, "db_queries", 1))
         .await
         .unwrap()
         .into_inner();
@@ -51,11 +48,10 @@ async fn serves(d: &Daemon, tenant: &str) {
 
 #[tokio::test]
 async fn serve_ignores_prescient_variables_that_name_no_setting_and_logs_them() {
-    let policy = include_str!("../config/policies.yaml");
     let mut env = STRAY.to_vec();
     // A real setting beside them still applies.
     env.push(("PRESCIENT_RELOAD__WATCH", "false"));
-    let d = Daemon::start(policy, &env);
+    let d = Daemon::start(EXAMPLE, &env);
     serves(&d, "checkout").await;
     assert!(d.logged(&["prescient listening", "watch=false"]));
     let names: Vec<&str> = STRAY.iter().map(|(k, _)| *k).collect();

@@ -5,63 +5,15 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::answers::{code, denied, granted};
+use common::policies::WEB_AND_BATCH as POLICY;
+use common::requests::{AcquireExt, acquire, release};
 use common::{Daemon, eventually};
-use prescient::proto::{
-    AcquireRequest, AcquireResponse, Decision, ReleaseRequest, ReportEntry, ReportRequest,
-};
+use prescient::proto::{Decision, ReportEntry, ReportRequest};
 use tonic::Code;
-
-const POLICY: &str = r#"
-resources:
-  api: { kind: rate, capacity: 100, emergency: 0.1 }
-  slots: { kind: concurrency, capacity: 2, lease_ttl: 1s }
-  gpu: { kind: concurrency, capacity: 1, lease_ttl: 1h }
-tenants:
-  web:
-    qos: gold
-    limits:
-      api: { guaranteed: 20 }
-      slots: { guaranteed: 1 }
-      gpu: { guaranteed: 1 }
-  batch:
-    qos: bronze
-    limits:
-      api: { guaranteed: 10 }
-      slots: { guaranteed: 1 }
-"#;
-
-fn acquire(tenant: &str, resource: &str, amount: u64) -> AcquireRequest {
-    AcquireRequest {
-        tenant: tenant.into(),
-        resource: resource.into(),
-        amount,
-        ..Default::default()
-    }
-}
-
-fn granted(r: Result<tonic::Response<AcquireResponse>, tonic::Status>) -> AcquireResponse {
-    let r = r.expect("Acquire failed").into_inner();
-    assert_eq!(r.decision(), Decision::Granted, "{r:?}");
-    r
-}
-
-fn denied(r: Result<tonic::Response<AcquireResponse>, tonic::Status>) -> AcquireResponse {
-    let r = r.expect("Acquire failed").into_inner();
-    assert_eq!(r.decision(), Decision::Denied, "{r:?}");
-    r
-}
-
-fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, field: &str) {
-    let s = r.expect_err("expected an error");
-    assert_eq!(s.code(), code, "{s:?}");
-    assert!(
-        s.message().starts_with(field),
-        "message should name {field}: {s:?}"
-    );
-}
 
 #[tokio::test]
 async fn acquire_pays_from_the_bucket_then_shared_then_denies_with_retry_after() {
@@ -136,9 +88,6 @@ async fn bad_input_gets_the_documented_codes_naming_the_field() {
         nanos: 0,
     });
     code(c.acquire(r).await, Code::InvalidArgument, "max_wait");
-    let release = |id: &str| ReleaseRequest {
-        lease_id: id.into(),
-    };
     code(
         c.release(release("")).await,
         Code::InvalidArgument,
@@ -184,21 +133,9 @@ async fn leases_release_once_and_a_second_release_says_so() {
     assert_eq!(r.from_guaranteed, 1);
     assert!(!r.lease_id.is_empty());
     denied(c.acquire(acquire("web", "gpu", 1)).await);
-    let rel = c
-        .release(ReleaseRequest {
-            lease_id: r.lease_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let rel = c.release(release(&r.lease_id)).await.unwrap().into_inner();
     assert_eq!((rel.released_units, rel.already_released), (1, false));
-    let rel = c
-        .release(ReleaseRequest {
-            lease_id: r.lease_id,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let rel = c.release(release(&r.lease_id)).await.unwrap().into_inner();
     assert_eq!((rel.released_units, rel.already_released), (0, true));
     granted(c.acquire(acquire("web", "gpu", 1)).await);
 }
@@ -224,9 +161,7 @@ async fn an_unreleased_lease_is_reclaimed_after_its_ttl() {
     .await;
     assert_ne!(again.lease_id, lost.lease_id);
     let rel = c
-        .release(ReleaseRequest {
-            lease_id: lost.lease_id,
-        })
+        .release(release(&lost.lease_id))
         .await
         .unwrap()
         .into_inner();
@@ -243,11 +178,7 @@ async fn a_retry_with_the_same_request_id_returns_the_first_grant() {
     let retry = granted(c.acquire(r.clone()).await);
     assert_eq!(first, retry, "same grant, same lease");
     // Paid once: the unit is held once, so one release frees it.
-    c.release(ReleaseRequest {
-        lease_id: first.lease_id,
-    })
-    .await
-    .unwrap();
+    c.release(release(&first.lease_id)).await.unwrap();
     granted(c.acquire(acquire("web", "gpu", 1)).await);
     r.amount = 2;
     code(c.acquire(r).await, Code::InvalidArgument, "request_id");
@@ -257,9 +188,7 @@ async fn a_retry_with_the_same_request_id_returns_the_first_grant() {
 async fn report_settles_a_rate_lease_and_rejects_bad_entries_one_by_one() {
     let d = Daemon::start(POLICY, &[]);
     let mut c = d.client().await;
-    let mut r = acquire("batch", "api", 10);
-    r.lease = true;
-    let g = granted(c.acquire(r).await);
+    let g = granted(c.acquire(acquire("batch", "api", 10).leased()).await);
     assert!(!g.lease_id.is_empty(), "asked for a lease");
     denied(c.acquire(acquire("batch", "api", 5)).await);
     let entry = |tenant: &str, lease: &str, used| ReportEntry {
@@ -371,11 +300,7 @@ async fn sigterm_stops_the_daemon_cleanly_with_exit_zero() {
 async fn shutdown_answers_parked_waiters_unavailable() {
     let (running, mut c) = common::start_in_process(POLICY).await;
     granted(c.acquire(acquire("web", "gpu", 1)).await);
-    let mut wait = acquire("web", "gpu", 1);
-    wait.max_wait = Some(prost_types::Duration {
-        seconds: 600,
-        nanos: 0,
-    });
+    let wait = acquire("web", "gpu", 1).waiting(Duration::from_secs(600));
     let mut waiter_client = c.clone();
     let waiter = tokio::spawn(async move { waiter_client.acquire(wait).await });
     let gpu = running.core.resource_named("gpu").unwrap();
@@ -393,11 +318,7 @@ async fn shutdown_answers_parked_waiters_unavailable() {
 async fn a_waiter_is_woken_by_a_release_over_grpc() {
     let (running, mut c) = common::start_in_process(POLICY).await;
     let held = granted(c.acquire(acquire("web", "gpu", 1)).await);
-    let mut wait = acquire("web", "gpu", 1);
-    wait.max_wait = Some(prost_types::Duration {
-        seconds: 60,
-        nanos: 0,
-    });
+    let wait = acquire("web", "gpu", 1).waiting(Duration::from_secs(60));
     let mut waiter_client = c.clone();
     let waiter = tokio::spawn(async move { waiter_client.acquire(wait).await });
     let gpu = running.core.resource_named("gpu").unwrap();
@@ -405,11 +326,7 @@ async fn a_waiter_is_woken_by_a_release_over_grpc() {
         (!gpu.waiters.is_empty()).then_some(())
     })
     .await;
-    c.release(ReleaseRequest {
-        lease_id: held.lease_id,
-    })
-    .await
-    .unwrap();
+    c.release(release(&held.lease_id)).await.unwrap();
     let r = granted(waiter.await.unwrap());
     assert_eq!(r.from_guaranteed, 1);
     running.shutdown().await.unwrap();
@@ -417,39 +334,38 @@ async fn a_waiter_is_woken_by_a_release_over_grpc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_clients_racing_never_hold_more_than_capacity() {
+    const CLIENTS: usize = 8;
+    const ROUNDS: usize = 50;
     let policy = "resources:\n  slots: { kind: concurrency, capacity: 3 }\n  \
                   api: { kind: rate, capacity: 1, emergency: 0 }\n\
                   tenants:\n  t: { qos: gold, limits: { api: { guaranteed: 1, burst: 40 } } }\n";
     let d = Daemon::start(policy, &[]);
-    let holding = Arc::new(AtomicI64::new(0));
-    let peak = Arc::new(AtomicI64::new(0));
+    // Each round, every client asks for a slot at once and keeps what it
+    // was granted until every client has its answer: nothing is released
+    // within a round, so the grants of a round are units held together, as
+    // the clients (not the daemon) count them.
+    let answered = Arc::new(tokio::sync::Barrier::new(CLIENTS));
+    let held: Arc<Vec<AtomicU64>> = Arc::new((0..ROUNDS).map(|_| AtomicU64::new(0)).collect());
     let api_granted = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..CLIENTS {
         let mut c = d.client().await;
-        let (holding, peak, api_granted) = (holding.clone(), peak.clone(), api_granted.clone());
+        let (answered, held, api_granted) = (answered.clone(), held.clone(), api_granted.clone());
         tasks.push(tokio::spawn(async move {
-            let mut leases = 0;
-            for _ in 0..50 {
+            for round in held.iter() {
                 let r = c
                     .acquire(acquire("t", "slots", 1))
                     .await
                     .unwrap()
                     .into_inner();
-                if r.decision() == Decision::Granted {
-                    leases += 1;
-                    // Counted after the grant, uncounted before the release:
-                    // the count can only overstate what the daemon holds.
-                    let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::task::yield_now().await;
-                    holding.fetch_sub(1, Ordering::SeqCst);
-                    c.release(ReleaseRequest {
-                        lease_id: r.lease_id,
-                    })
-                    .await
-                    .unwrap();
+                let lease = (r.decision() == Decision::Granted).then_some(r.lease_id);
+                if lease.is_some() {
+                    round.fetch_add(1, Ordering::SeqCst);
+                }
+                answered.wait().await;
+                if let Some(lease) = lease {
+                    c.release(release(&lease)).await.unwrap();
                 }
                 let r = c
                     .acquire(acquire("t", "api", 1))
@@ -459,20 +375,25 @@ async fn eight_clients_racing_never_hold_more_than_capacity() {
                 if r.decision() == Decision::Granted {
                     api_granted.fetch_add(1, Ordering::SeqCst);
                 }
+                // Every unit is back before the next round asks.
+                answered.wait().await;
             }
-            leases
         }));
     }
-    let mut leases = 0;
     for t in tasks {
-        leases += t.await.unwrap();
+        // A client that failed leaves the others at the barrier: bounded.
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("the clients finished their rounds")
+            .unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    assert!(leases > 0);
+    let held: Vec<u64> = held.iter().map(|n| n.load(Ordering::SeqCst)).collect();
+    // Never more than the capacity; and never fewer, since the units were
+    // free and each one asked for is taken whole or not at all.
     assert!(
-        peak.load(Ordering::SeqCst) <= 3,
-        "peak {}",
-        peak.load(Ordering::SeqCst)
+        held.iter().all(|&n| n == 3),
+        "slots held together, round by round: {held:?}"
     );
     // Rate: the burst of 40 plus 1/s over the race, never more.
     let granted = api_granted.load(Ordering::SeqCst) as f64;
@@ -544,15 +465,18 @@ async fn watch_forecast_streams_each_tick_and_ends_at_shutdown() {
         .unwrap()
         .into_inner();
     let mut resources = std::collections::BTreeSet::new();
-    while resources.len() < 3 {
-        let m = tokio::time::timeout(Duration::from_secs(30), stream.message())
-            .await
-            .expect("a message every tick")
-            .unwrap()
-            .unwrap();
-        assert_eq!(m.tenant, "web");
-        resources.insert(m.resource);
-    }
+    let every_resource = tokio::time::timeout(Duration::from_secs(30), async {
+        while resources.len() < 3 {
+            let m = stream
+                .message()
+                .await
+                .unwrap()
+                .expect("the stream ended before every resource was seen");
+            assert_eq!(m.tenant, "web");
+            resources.insert(m.resource);
+        }
+    });
+    assert!(every_resource.await.is_ok(), "seen only {resources:?}");
     // An open stream does not hold up shutdown.
     let (status, _d) = tokio::task::spawn_blocking(move || (d.terminate(), d))
         .await

@@ -6,15 +6,16 @@
 mod common;
 
 use std::future::Future;
-use std::time::Duration;
 
-use common::{Daemon, eventually};
+use common::requests::{AcquireExt, acquire, report, used, used_by_lease};
+use common::{ANSWER, Daemon, eventually};
 use prescient::proto::admission_client::AdmissionClient;
-use prescient::proto::{AcquireRequest, AcquireResponse, Decision, ReportEntry, ReportRequest};
+use prescient::proto::{AcquireRequest, AcquireResponse, Decision};
 use tonic::transport::Channel;
 
 /// The example policy's shape, plus `mallory`, who has no limits of her own
-/// (she only borrows from the shared pool).
+/// (she only borrows from the shared pool): the shared policies have no
+/// such tenant.
 const POLICY: &str = r#"
 resources:
   db_queries: { kind: rate, capacity: 5000, emergency: 0.05 }
@@ -35,27 +36,14 @@ tenants:
   mallory: { qos: silver, limits: {} }
 "#;
 
-/// Long enough for any answer on a loaded CI machine; a frozen daemon
-/// never answers.
-const ANSWER: Duration = Duration::from_secs(10);
-
 async fn answered<T>(what: &str, call: impl Future<Output = T>) -> T {
     tokio::time::timeout(ANSWER, call)
         .await
         .unwrap_or_else(|_| panic!("no answer to {what} within {ANSWER:?}: the daemon froze"))
 }
 
-fn ask(tenant: &str, resource: &str, amount: u64, lease: bool) -> AcquireRequest {
-    AcquireRequest {
-        tenant: tenant.into(),
-        resource: resource.into(),
-        amount,
-        lease,
-        ..Default::default()
-    }
-}
-
-async fn acquire(c: &mut AdmissionClient<Channel>, r: AcquireRequest) -> AcquireResponse {
+/// Sends `r`, which must be answered (granted or denied) in time.
+async fn call(c: &mut AdmissionClient<Channel>, r: AcquireRequest) -> AcquireResponse {
     let what = format!("Acquire {} x{} of {}", r.tenant, r.amount, r.resource);
     answered(&what, c.acquire(r))
         .await
@@ -64,25 +52,14 @@ async fn acquire(c: &mut AdmissionClient<Channel>, r: AcquireRequest) -> Acquire
 }
 
 /// Takes `amount` with a lease and reports `used` against it.
-async fn overuse(c: &mut AdmissionClient<Channel>, tenant: &str, amount: u64, used: u64) {
-    let g = acquire(c, ask(tenant, "db_queries", amount, true)).await;
+async fn overuse(c: &mut AdmissionClient<Channel>, tenant: &str, amount: u64, overused: u64) {
+    let g = call(c, acquire(tenant, "db_queries", amount).leased()).await;
     assert_eq!(g.decision(), Decision::Granted, "{g:?}");
-    let entry = ReportEntry {
-        tenant: tenant.into(),
-        resource: "db_queries".into(),
-        lease_id: g.lease_id,
-        used,
-        ..Default::default()
-    };
-    let r = answered(
-        "Report",
-        c.report(ReportRequest {
-            entries: vec![entry],
-        }),
-    )
-    .await
-    .unwrap()
-    .into_inner();
+    let entry = used(tenant, "db_queries", &g.lease_id, overused);
+    let r = answered("Report", c.report(report(vec![entry])))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.accepted, 1, "{r:?}");
 }
 
@@ -93,7 +70,7 @@ async fn still_serving(d: &Daemon, c: &mut AdmissionClient<Channel>) {
         ("search", "db_queries"),
         ("checkout", "worker_slots"),
     ] {
-        acquire(c, ask(tenant, resource, 1, false)).await;
+        call(c, acquire(tenant, resource, 1)).await;
     }
     let admin = d.admin;
     let status = answered(
@@ -155,7 +132,7 @@ async fn one_tenants_overuse_never_denies_another() {
     // search borrows beyond its guarantee (500) and checkout beyond its
     // burst (2000): both need the shared pool mallory's Report once sank.
     for (tenant, amount) in [("search", 600), ("checkout", 2100)] {
-        let r = acquire(&mut c, ask(tenant, "db_queries", amount, false)).await;
+        let r = call(&mut c, acquire(tenant, "db_queries", amount)).await;
         assert_eq!(r.decision(), Decision::Granted, "{tenant}: {r:?}");
         assert!(r.from_shared > 0, "{tenant} borrowed: {r:?}");
     }
@@ -183,10 +160,10 @@ async fn overuse_is_owed_by_the_reporters_own_guarantee_up_to_the_bound() {
     assert!(owed <= 2000.0, "owes {owed}, bound 2000");
     // checkout is denied its own bucket while in debt, yet may still
     // borrow; search is untouched.
-    let r = acquire(&mut c, ask("checkout", "db_queries", 100, false)).await;
+    let r = call(&mut c, acquire("checkout", "db_queries", 100)).await;
     assert_eq!(r.decision(), Decision::Granted, "{r:?}");
     assert_eq!(r.from_guaranteed, 0, "its own bucket owes: {r:?}");
-    let r = acquire(&mut c, ask("search", "db_queries", 500, false)).await;
+    let r = call(&mut c, acquire("search", "db_queries", 500)).await;
     assert_eq!(r.from_guaranteed, 500, "{r:?}");
 }
 
@@ -266,7 +243,8 @@ fn random_hostile_sequences_never_stall_the_daemon_or_hurt_a_bystander() {
             for op in &ops {
                 match op {
                     Op::Acquire { tenant, resource, amount, lease: want } => {
-                        let r = ask(ATTACKERS[*tenant], RESOURCES[*resource], *amount, *want);
+                        let mut r = acquire(ATTACKERS[*tenant], RESOURCES[*resource], *amount);
+                        r.lease = *want;
                         if let Ok(g) = answered("Acquire", c.acquire(r)).await
                             && !g.get_ref().lease_id.is_empty()
                         {
@@ -274,13 +252,10 @@ fn random_hostile_sequences_never_stall_the_daemon_or_hurt_a_bystander() {
                         }
                     }
                     Op::Report { used, bogus_lease } => {
-                        let entry = ReportEntry {
-                            lease_id: if *bogus_lease { "00000000deadbeef".into() } else { lease.clone() },
-                            // Empty: the lease's own tenant and resource.
-                            used: *used,
-                            ..Default::default()
-                        };
-                        let _ = answered("Report", c.report(ReportRequest { entries: vec![entry] })).await;
+                        let lease_id = if *bogus_lease { "00000000deadbeef" } else { lease.as_str() };
+                        // No tenant or resource: the lease's own.
+                        let entry = used_by_lease(lease_id, *used);
+                        let _ = answered("Report", c.report(report(vec![entry]))).await;
                     }
                     Op::Release { bogus } => {
                         let lease_id = if *bogus { "ffffffffffffffff".into() } else { lease.clone() };
@@ -297,7 +272,7 @@ fn random_hostile_sequences_never_stall_the_daemon_or_hurt_a_bystander() {
             let victim = eventually(ANSWER, "the bystander's burst", || {
                 let mut c = c.clone();
                 async move {
-                    let r = answered("Acquire", c.acquire(ask("victim", "db_queries", 100, false)))
+                    let r = answered("Acquire", c.acquire(acquire("victim", "db_queries", 100)))
                         .await
                         .unwrap()
                         .into_inner();

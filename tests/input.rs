@@ -6,14 +6,11 @@
 mod common;
 
 use common::Daemon;
-use prescient::proto::{
-    AcquireRequest, AcquireResponse, Decision, ReleaseRequest, WatchForecastRequest,
-};
+use common::policies::WEB_AND_BATCH as POLICY;
+use common::requests::{acquire, release};
+use prescient::proto::{AcquireResponse, Decision, WatchForecastRequest};
 use tonic::Code;
 use tonic::codegen::http::uri::PathAndQuery;
-
-const POLICY: &str = "resources:\n  api: { kind: rate, capacity: 100 }\n\
-                      tenants:\n  web: { qos: gold, limits: { api: { guaranteed: 20 } } }\n";
 
 /// `AcquireRequest` with `tenant` as raw bytes: the same wire format, but
 /// any bytes, UTF-8 or not.
@@ -79,22 +76,11 @@ async fn errors_quote_a_100_kb_field_cut_short() {
     let d = Daemon::start(POLICY, &[]);
     let mut c = d.client().await;
     let long = "x".repeat(100_000);
-    let acquire = |tenant: &str, resource: &str| AcquireRequest {
-        tenant: tenant.into(),
-        resource: resource.into(),
-        amount: 1,
-        ..Default::default()
-    };
-    let s = c.acquire(acquire(&long, "api")).await.unwrap_err();
+    let s = c.acquire(acquire(&long, "api", 1)).await.unwrap_err();
     short(s, Code::NotFound, "tenant: unknown tenant \"xxxx");
-    let s = c.acquire(acquire("web", &long)).await.unwrap_err();
+    let s = c.acquire(acquire("web", &long, 1)).await.unwrap_err();
     short(s, Code::NotFound, "resource: unknown resource \"xxxx");
-    let s = c
-        .release(ReleaseRequest {
-            lease_id: long.clone(),
-        })
-        .await
-        .unwrap_err();
+    let s = c.release(release(&long)).await.unwrap_err();
     short(s, Code::InvalidArgument, "lease_id: \"xxxx");
     let s = c
         .watch_forecast(WatchForecastRequest {

@@ -8,9 +8,12 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::answers::outcome;
+use common::policies::EXAMPLE;
+use common::requests::{AcquireExt, acquire, release};
 use common::{Daemon, eventually};
+use prescient::proto::Decision;
 use prescient::proto::admission_client::AdmissionClient;
-use prescient::proto::{AcquireRequest, Decision, ReleaseRequest};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -30,37 +33,23 @@ fn policy(g: u64, with_old: bool) -> String {
     )
 }
 
-fn ask(tenant: &str, amount: u64, max_wait: Option<Duration>) -> AcquireRequest {
-    AcquireRequest {
-        tenant: tenant.into(),
-        resource: "slots".into(),
-        amount,
-        max_wait: max_wait.map(|d| prost_types::Duration {
-            seconds: d.as_secs() as i64,
-            nanos: d.subsec_nanos() as i32,
-        }),
-        ..Default::default()
-    }
-}
-
 /// Acquires at once; the lease id if granted.
 async fn take(c: &mut AdmissionClient<Channel>, tenant: &str, amount: u64) -> Option<String> {
     let r = c
-        .acquire(ask(tenant, amount, None))
+        .acquire(acquire(tenant, "slots", amount))
         .await
         .unwrap()
         .into_inner();
     (r.decision() == Decision::Granted).then_some(r.lease_id)
 }
 
-async fn release(c: &mut AdmissionClient<Channel>, lease: &str) -> u64 {
-    c.release(ReleaseRequest {
-        lease_id: lease.into(),
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .released_units
+/// Releases `lease`; the units it gave back.
+async fn give_back(c: &mut AdmissionClient<Channel>, lease: &str) -> u64 {
+    c.release(release(lease))
+        .await
+        .unwrap()
+        .into_inner()
+        .released_units
 }
 
 /// Waits until `/metrics` reports `n` reloads with `result`.
@@ -120,7 +109,7 @@ async fn an_edit_is_put_in_force_keeping_leases_and_waiters_and_removed_tenants_
     let waiter = {
         let mut c = c.clone();
         tokio::spawn(async move {
-            c.acquire(ask("t", 1, Some(Duration::from_secs(60))))
+            c.acquire(acquire("t", "slots", 1).waiting(Duration::from_secs(60)))
                 .await
                 .unwrap()
                 .into_inner()
@@ -142,13 +131,13 @@ async fn an_edit_is_put_in_force_keeping_leases_and_waiters_and_removed_tenants_
     let fourth = take(&mut c, "t", 1).await.expect("the 4th of 4");
     assert!(take(&mut c, "t", 1).await.is_none(), "4 is all t has now");
     // The lease from before the reload comes back whole.
-    assert_eq!(release(&mut c, &held).await, 2);
-    release(&mut c, &served.lease_id).await;
-    release(&mut c, &fourth).await;
+    assert_eq!(give_back(&mut c, &held).await, 2);
+    give_back(&mut c, &served.lease_id).await;
+    give_back(&mut c, &fourth).await;
     // `old` is gone for new work, but its lease still releases.
-    let gone = c.acquire(ask("old", 1, None)).await.unwrap_err();
+    let gone = c.acquire(acquire("old", "slots", 1)).await.unwrap_err();
     assert_eq!(gone.code(), Code::NotFound, "{gone:?}");
-    assert_eq!(release(&mut c, &old_lease).await, 1);
+    assert_eq!(give_back(&mut c, &old_lease).await, 1);
     assert!(
         d.logged(&["policy reloaded", "tenants: 1 removed (old), 1 changed (t)"]),
         "{:?}",
@@ -174,7 +163,7 @@ async fn a_configmap_symlink_swap_is_seen() {
     configmap_write(dir.path(), "policies.yaml", &policy(2, false), 1);
     let d = Daemon::start_at(&dir.path().join("policies.yaml"), &[]);
     let mut c = d.client().await;
-    let unknown = c.acquire(ask("old", 1, None)).await.unwrap_err();
+    let unknown = c.acquire(acquire("old", "slots", 1)).await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 
     configmap_write(dir.path(), "policies.yaml", &policy(2, true), 2);
@@ -241,29 +230,16 @@ async fn sighup_reloads_when_watching_is_off() {
 /// editor or a script writing in place can leave it: it still parses and
 /// validates, and would drop `defaults` (and the events after it).
 fn example_cut_before_defaults() -> (String, String) {
-    let full = include_str!("../config/policies.yaml").to_owned();
+    let full = EXAMPLE.to_owned();
     let cut = full[..full.find("\ndefaults:").unwrap() + 1].to_owned();
     prescient::policy::Policy::load_str(&cut, "cut").expect("the cut file is valid");
     (full, cut)
 }
 
-fn db(tenant: &str) -> AcquireRequest {
-    AcquireRequest {
-        tenant: tenant.into(),
-        resource: "db_queries".into(),
-        amount: 1,
-        ..Default::default()
-    }
-}
-
+/// One `db_queries` token for `tenant`: `Code::Ok` if granted, else the
+/// status code.
 async fn code(c: &mut AdmissionClient<Channel>, tenant: &str) -> Code {
-    match c.acquire(db(tenant)).await {
-        Ok(r) => {
-            assert_eq!(r.into_inner().decision(), Decision::Granted);
-            Code::Ok
-        }
-        Err(e) => e.code(),
-    }
+    outcome(c.acquire(acquire(tenant, "db_queries", 1)).await)
 }
 
 #[tokio::test]

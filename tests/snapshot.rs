@@ -4,9 +4,12 @@
 
 mod common;
 
+use common::requests::acquire;
 use common::{Daemon, snapshot};
-use prescient::proto::{AcquireRequest, Decision};
+use prescient::proto::Decision;
 
+/// A reserve on a concurrency resource (its hold time is in the
+/// snapshot) and a short lease TTL: the shared policies have neither.
 const POLICY: &str = r#"
 resources:
   api: { kind: rate, capacity: 100 }
@@ -20,15 +23,6 @@ tenants:
       slots: { guaranteed: 1, reserve: { quantile: 0.9, horizon: 10s, max: 2 } }
 "#;
 
-fn acquire(resource: &str) -> AcquireRequest {
-    AcquireRequest {
-        tenant: "web".into(),
-        resource: resource.into(),
-        amount: 1,
-        ..Default::default()
-    }
-}
-
 /// Runs the daemon on `state` until SIGTERM, which writes the snapshot;
 /// returns its bytes.
 async fn genuine_snapshot(state: &std::path::Path) -> Vec<u8> {
@@ -41,7 +35,11 @@ async fn genuine_snapshot(state: &std::path::Path) -> Vec<u8> {
     );
     let mut c = d.client().await;
     for resource in ["api", "slots"] {
-        let r = c.acquire(acquire(resource)).await.unwrap().into_inner();
+        let r = c
+            .acquire(acquire("web", resource, 1))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(r.decision(), Decision::Granted, "{r:?}");
     }
     let status = tokio::task::spawn_blocking(move || d.terminate())
@@ -91,7 +89,11 @@ async fn a_snapshot_with_a_broken_ring_is_refused_and_the_daemon_serves() {
         );
         let mut c = d.client().await;
         for resource in ["api", "slots"] {
-            let r = c.acquire(acquire(resource)).await.unwrap().into_inner();
+            let r = c
+                .acquire(acquire("web", resource, 1))
+                .await
+                .unwrap()
+                .into_inner();
             assert_eq!(r.decision(), Decision::Granted, "{r:?}");
         }
         let refused = format!("series \"web\"/\"{resource}\": {reason}");

@@ -5,13 +5,12 @@
 mod common;
 
 use common::Daemon;
+use common::policies::SLOTS as POLICY;
+use common::requests::acquire;
+use prescient::proto::Decision;
 use prescient::proto::admission_client::AdmissionClient;
-use prescient::proto::{AcquireRequest, Decision};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-
-const POLICY: &str = "resources: { slots: { kind: concurrency, capacity: 2 } }\n\
-                      tenants: { web: { qos: gold, limits: { slots: { guaranteed: 1 } } } }\n";
 
 struct Pki {
     ca: rcgen::Certificate,
@@ -62,19 +61,13 @@ async fn connect(
 async fn refused(d: &Daemon, tls: ClientTlsConfig) -> bool {
     match connect(d, tls).await {
         Err(_) => true,
-        Ok(mut c) => acquire(&mut c).await.is_err(),
+        Ok(mut c) => take_slot(&mut c).await.is_err(),
     }
 }
 
-async fn acquire(c: &mut AdmissionClient<Channel>) -> Result<Decision, tonic::Status> {
-    let r = c
-        .acquire(AcquireRequest {
-            tenant: "web".into(),
-            resource: "slots".into(),
-            amount: 1,
-            ..Default::default()
-        })
-        .await?;
+/// One slot for `web`: the decision, or the status if the call failed.
+async fn take_slot(c: &mut AdmissionClient<Channel>) -> Result<Decision, tonic::Status> {
+    let r = c.acquire(acquire("web", "slots", 1)).await?;
     Ok(r.into_inner().decision())
 }
 
@@ -102,10 +95,10 @@ async fn tls_serves_clients_that_trust_the_ca_and_refuses_plaintext() {
     let mut c = connect(&d, tls)
         .await
         .expect("a client trusting the CA connects");
-    assert_eq!(acquire(&mut c).await.unwrap(), Decision::Granted);
+    assert_eq!(take_slot(&mut c).await.unwrap(), Decision::Granted);
     // Plaintext against the TLS port gets no answer.
     let mut plain = d.client().await;
-    assert!(acquire(&mut plain).await.is_err());
+    assert!(take_slot(&mut plain).await.is_err());
     // A client trusting another CA refuses the server.
     let other = Pki::new();
     let tls = ClientTlsConfig::new()
@@ -165,7 +158,7 @@ async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
     )
     .await
     .expect("a client with a certificate from the client CA connects");
-    assert_eq!(acquire(&mut c).await.unwrap(), Decision::Granted);
+    assert_eq!(take_slot(&mut c).await.unwrap(), Decision::Granted);
     let log = d.log.lock().unwrap().join("\n");
     assert!(
         log.contains("gRPC over TLS") && log.contains("mutual=true"),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::admission::tests::park;
 use crate::admission::{AcquireRequest, AdmissionConfig, AdmissionError, Decision, Grant};
 use crate::clock::{Clock, ManualClock, NANOS_PER_SEC, SystemClock};
 use crate::pool::Pool;
@@ -42,32 +43,6 @@ fn acquire(core: &Admission, tenant: &str, resource: &str, amount: u64) -> Optio
         Decision::Granted(g) => Some(g),
         Decision::Denied(_) => None,
     }
-}
-
-/// An Acquire of 1 that waits up to a minute, once it is parked.
-async fn park(
-    core: &Arc<Admission>,
-    tenant: &'static str,
-    resource: &'static str,
-) -> tokio::task::JoinHandle<Result<Decision, AdmissionError>> {
-    let waiter = {
-        let core = core.clone();
-        tokio::spawn(async move {
-            let req = AcquireRequest {
-                tenant,
-                resource,
-                amount: 1,
-                max_wait: Duration::from_secs(60),
-                ..Default::default()
-            };
-            core.acquire(&req).await
-        })
-    };
-    let r = core.resource_named(resource).unwrap();
-    while r.waiters.is_empty() {
-        tokio::task::yield_now().await;
-    }
-    waiter
 }
 
 const RATE: &str = "resources: { db: { kind: rate, capacity: 1000 } }\n";
@@ -384,7 +359,7 @@ async fn leases_and_waiters_carry_over_and_a_new_resource_gets_a_dispatcher() {
     let cancel = tokio_util::sync::CancellationToken::new();
     let tasks = core.spawn(cancel.clone(), Duration::from_secs(1));
     let held = acquire(&core, "a", "slots", 1).unwrap().lease.unwrap();
-    let waiter = park(&core, "a", "slots").await;
+    let waiter = park(&core, "a", "slots", 1, Duration::from_secs(60)).await;
     let slots = core.resource_named("slots").unwrap();
     core.reload(
         &policy(&yaml(", gpu: { kind: concurrency, capacity: 1 }")),
@@ -403,7 +378,7 @@ async fn leases_and_waiters_carry_over_and_a_new_resource_gets_a_dispatcher() {
     }
     // The new resource: a waiter there is woken by a release.
     let gpu_lease = acquire(&core, "a", "gpu", 1).unwrap().lease.unwrap();
-    let waiter = park(&core, "a", "gpu").await;
+    let waiter = park(&core, "a", "gpu", 1, Duration::from_secs(60)).await;
     core.release(&gpu_lease.to_string()).unwrap();
     let Ok(Decision::Granted(g)) = waiter.await.unwrap() else {
         panic!("the waiter on the new resource is served");
@@ -412,7 +387,7 @@ async fn leases_and_waiters_carry_over_and_a_new_resource_gets_a_dispatcher() {
     // Dropped again: a waiter parked there is answered NOT_FOUND, as a
     // new Acquire would be.
     let gpu_lease = acquire(&core, "a", "gpu", 1).unwrap().lease.unwrap();
-    let waiter = park(&core, "a", "gpu").await;
+    let waiter = park(&core, "a", "gpu", 1, Duration::from_secs(60)).await;
     core.reload(&policy(&yaml("")), "again").unwrap();
     assert!(matches!(
         waiter.await.unwrap(),

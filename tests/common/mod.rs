@@ -1,14 +1,19 @@
-//! A real daemon for integration tests: the `prescient` binary started on
-//! port 0, its bound addresses read from its log, killed on drop.
+//! What the integration tests share: a real daemon (the `prescient`
+//! binary started on port 0, its bound addresses read from its log, killed
+//! on drop), bounded waits, and in submodules the request builders, the
+//! checks on answers and the policies.
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod answers;
+pub mod policies;
 pub mod probe;
+pub mod requests;
 pub mod snapshot;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -110,9 +115,12 @@ impl Daemon {
         AdmissionClient::new(self.channel().await)
     }
 
-    /// A plain HTTP/1.0 GET on the admin port: (status, body).
+    /// A plain HTTP/1.0 GET on the admin port: (status, body). A daemon
+    /// that stops answering fails the call after `ANSWER`.
     pub fn http_get(&self, path: &str) -> (u16, String) {
         let mut s = TcpStream::connect(self.admin).unwrap();
+        s.set_read_timeout(Some(ANSWER)).unwrap();
+        s.set_write_timeout(Some(ANSWER)).unwrap();
         write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
@@ -149,14 +157,16 @@ impl Daemon {
         assert!(ok.success());
     }
 
-    /// Sends SIGTERM and waits for the exit code.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        self.child.wait().unwrap()
+    /// Sends SIGTERM and waits for the exit code, at most `EXIT`: a daemon
+    /// that does not stop fails the test instead of hanging it.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        exited_within(&mut self.child, EXIT).unwrap_or_else(|| {
+            panic!(
+                "no exit within {EXIT:?} of SIGTERM; log: {:?}",
+                self.log.lock().unwrap()
+            )
+        })
     }
 }
 
@@ -180,6 +190,28 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Longer than any answer takes on a loaded CI machine: a call or a read
+/// waiting longer means the daemon stopped answering.
+pub const ANSWER: Duration = Duration::from_secs(30);
+
+/// Longer than a clean shutdown takes (streams ended, snapshot written).
+pub const EXIT: Duration = Duration::from_secs(60);
+
+/// The exit status of `child` once it exits, polled until `limit`; `None`
+/// if it is still running then.
+pub fn exited_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
