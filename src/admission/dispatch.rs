@@ -47,14 +47,16 @@ impl Admission {
     }
 
     /// One dispatch round at `now`: answers the waiters past their
-    /// deadline (denied), then, tenant by tenant in rank order, grants each
-    /// waiting tenant's best waiter and those after it while they fit.
+    /// deadline (denied), then walks the waiting tenants' best waiters in
+    /// rank order (class, priority, arrival), granting each that fits; a
+    /// tenant whose waiter is granted shows its next one in rank order.
     /// Once a borrowing tenant is blocked, tenants ranked below it may only
     /// use their own pools (shared tokens go to the best first). Returns
     /// when to look again (the earliest refill or deadline), if ever.
     ///
     /// A round decides one waiter per waiting tenant plus one per grant, not
-    /// every waiter: a tenant's later waiters wait behind its first.
+    /// every waiter: a tenant's later waiters wait behind its first; and on
+    /// a concurrency resource it stops once every unit is held.
     pub fn serve(&self, r: &Resource, now: Nanos) -> Option<Nanos> {
         let registry = self.registry.load_full();
         let mut waiting = r.waiters.lock();
@@ -82,44 +84,54 @@ impl Admission {
         }
         let mut next = waiting.earliest_deadline();
         let mut scope = Scope::All;
-        for tenant in waiting.tenants() {
-            while let Some(seq) = waiting.head(tenant) {
-                let Some(w) = waiting.get_mut(seq) else { break };
-                if w.reply.is_closed() {
-                    waiting.remove(seq); // the caller went away
+        let mut cursor = None;
+        while let Some((at, seq)) = waiting.head_after(cursor) {
+            // A concurrency resource whose units are all held grants
+            // nothing until a Release, which wakes the round again: no need
+            // to look at every waiting tenant.
+            if r.gate.as_ref().is_some_and(|gate| gate.available() == 0) {
+                break;
+            }
+            cursor = Some(at);
+            let Some(w) = waiting.get_mut(seq) else { break };
+            if w.reply.is_closed() {
+                waiting.remove(seq); // the caller went away
+                continue;
+            }
+            // Served under the policy in force: a reload may have changed
+            // the tenant's limits, or removed it.
+            match registry.tenant(&w.tenant.name, now) {
+                Ok(t) if !Arc::ptr_eq(&t, &w.tenant) => w.tenant = Arc::clone(&t),
+                Ok(_) => {}
+                Err(e) => {
+                    if let Some(w) = waiting.remove(seq) {
+                        let _ = w.reply.send(Err(e));
+                    }
                     continue;
                 }
-                // Served under the policy in force: a reload may have
-                // changed the tenant's limits, or removed it.
-                match registry.tenant(&w.tenant.name, now) {
-                    Ok(t) if !Arc::ptr_eq(&t, &w.tenant) => w.tenant = Arc::clone(&t),
-                    Ok(_) => {}
-                    Err(e) => {
-                        if let Some(w) = waiting.remove(seq) {
-                            let _ = w.reply.send(Err(e));
-                        }
-                        continue;
+            }
+            match self.decide(&w.tenant, r, w.amount, w.lease, scope, now) {
+                Ok(Decision::Denied(denial)) => {
+                    // The tenant's later waiters stay behind this one.
+                    if w.tenant.qos.borrow {
+                        scope = Scope::Own;
                     }
+                    let retry = now.saturating_add(duration_to_nanos(denial.retry_after));
+                    next = Some(next.map_or(retry, |n| n.min(retry)));
                 }
-                match self.decide(&w.tenant, r, w.amount, w.lease, scope, now) {
-                    Ok(Decision::Denied(denial)) => {
-                        if w.tenant.qos.borrow {
-                            scope = Scope::Own;
+                decision => {
+                    // Answered: the tenant's next waiter, if any, takes its
+                    // own place in the walk, after this one.
+                    let Some(w) = waiting.remove(seq) else {
+                        continue;
+                    };
+                    if let Ok(granted @ Decision::Granted(_)) = decision {
+                        self.count(&w.tenant, r, w.amount, &granted);
+                        if let Err(Ok(Decision::Granted(grant))) = w.reply.send(Ok(granted)) {
+                            self.undo(r, &w.tenant, &grant, now);
                         }
-                        let retry = now.saturating_add(duration_to_nanos(denial.retry_after));
-                        next = Some(next.map_or(retry, |n| n.min(retry)));
-                        break;
-                    }
-                    decision => {
-                        let Some(w) = waiting.remove(seq) else { break };
-                        if let Ok(granted @ Decision::Granted(_)) = decision {
-                            self.count(&w.tenant, r, w.amount, &granted);
-                            if let Err(Ok(Decision::Granted(grant))) = w.reply.send(Ok(granted)) {
-                                self.undo(r, &w.tenant, &grant, now);
-                            }
-                        } else {
-                            let _ = w.reply.send(decision);
-                        }
+                    } else {
+                        let _ = w.reply.send(decision);
                     }
                 }
             }

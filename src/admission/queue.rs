@@ -3,9 +3,9 @@
 //! priority, then arrival. Plain data and a wake-up signal; the dispatcher
 //! (`dispatch.rs`) serves it.
 //!
-//! Waiters are indexed per tenant, so a dispatch round looks at each
-//! waiting tenant's best waiter (in rank order) instead of re-sorting and
-//! re-deciding every waiter: a tenant's later waiters draw on the same
+//! Waiters are indexed per tenant, so a dispatch round walks the waiting
+//! tenants' best waiters (their heads) in rank order instead of re-sorting
+//! and re-deciding every waiter: a tenant's later waiters draw on the same
 //! pools and wait behind its first. Deadlines have an index of their own.
 
 use std::cmp::Reverse;
@@ -45,6 +45,11 @@ impl Waiter {
         self.rank.2
     }
 }
+
+/// A place in the walk over waiting tenants' heads (see
+/// [`Waiting::head_after`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor((Rank, u64));
 
 /// The waiters of one queue and their indexes.
 #[derive(Default)]
@@ -99,17 +104,18 @@ impl Waiting {
         self.by_seq.get_mut(&seq)
     }
 
-    /// The waiting tenants (by queue id), in the order of their heads.
-    pub fn tenants(&self) -> Vec<u64> {
-        self.heads.iter().map(|&(_, tenant)| tenant).collect()
-    }
-
-    /// A tenant's best waiter.
-    pub fn head(&self, tenant: u64) -> Option<u64> {
-        self.by_tenant
-            .get(&tenant)
-            .and_then(|r| r.first())
-            .map(|r| r.2)
+    /// The best waiting tenant's head ranked after `after` (from the best
+    /// when `None`), as a cursor for the next call and the waiter's seq.
+    /// Walking with it visits every tenant's head in rank order; a tenant
+    /// whose head was removed meanwhile shows its next waiter in its own
+    /// place, always after the cursor.
+    pub fn head_after(&self, after: Option<Cursor>) -> Option<(Cursor, u64)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, |c| Excluded(c.0));
+        self.heads
+            .range((from, Unbounded))
+            .next()
+            .map(|&head| (Cursor(head), head.0.2))
     }
 
     /// Waiters whose deadline is at or before `now`, earliest first.
