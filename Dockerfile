@@ -24,8 +24,8 @@ COPY benches/ benches/
 RUN cargo build --release --locked
 
 # ---- runtime ----------------------------------------------------------------
-# glibc + libgcc only (the binary needs no OpenSSL: TLS is not implemented
-# yet), no shell, no package manager. Runs as uid/gid 65532 ("nonroot").
+# glibc + libgcc only (the binary needs no OpenSSL: its TLS is rustls), no
+# shell, no package manager. Runs as uid/gid 65532 ("nonroot").
 FROM gcr.io/distroless/cc-debian12:nonroot
 LABEL org.opencontainers.image.title="prescient" \
       org.opencontainers.image.description="Predictive admission-control daemon: per-tenant token buckets with forecast-sized reserve pools, over gRPC" \
@@ -37,8 +37,9 @@ COPY --from=build /src/target/release/prescient /usr/local/bin/prescient
 COPY config/ /etc/prescient/
 USER 65532:65532
 # gRPC: prescient.v1.Admission, grpc.health.v1.Health, server reflection.
-# Plaintext and unauthenticated (TLS and tokens are not implemented yet):
-# publish it only on a trusted network, see docs/deployment.md "Security".
+# Plaintext and unauthenticated unless configured: TLS or mutual TLS with
+# tls.*, bearer tokens with auth.tokens_file (docs/deployment.md "Security").
+# Until then publish it only on a trusted network.
 EXPOSE 50051
 # Admin HTTP: /metrics (Prometheus), /healthz (liveness), /readyz (readiness).
 EXPOSE 9090

@@ -6,6 +6,11 @@
 //! cargo run --release -- serve            # terminal 1
 //! cargo run --example acquire             # terminal 2
 //! ```
+//!
+//! `tests/docs.rs` runs [`run`] against a real daemon and compares what it
+//! prints with the README.
+
+use std::fmt::Write as _;
 
 use prescient::proto::admission_client::AdmissionClient;
 use prescient::proto::{AcquireRequest, Decision, ReleaseRequest};
@@ -15,7 +20,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:50051".into());
+    print!("{}", run(&addr).await?);
+    Ok(())
+}
+
+/// The example's calls against the daemon at `addr`; returns what it prints.
+pub async fn run(addr: &str) -> Result<String, Box<dyn std::error::Error>> {
     let mut client = AdmissionClient::connect(format!("http://{addr}")).await?;
+    let mut out = String::new();
 
     // A rate resource: 300 database queries for tenant "checkout".
     let r = client
@@ -27,7 +39,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?
         .into_inner();
-    println!(
+    writeln!(
+        out,
         "db_queries x300: {:?} (reserve {}, guaranteed {}, shared {}, emergency {}; {} left)",
         r.decision(),
         r.from_reserve,
@@ -35,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         r.from_shared,
         r.from_emergency,
         r.remaining
-    );
+    )?;
 
     // A concurrency resource: hold a worker slot, then give it back.
     let r = client
@@ -47,7 +60,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?
         .into_inner();
-    println!("worker_slots x1: {:?}, lease {}", r.decision(), r.lease_id);
+    writeln!(
+        out,
+        "worker_slots x1: {:?}, lease {}",
+        r.decision(),
+        r.lease_id
+    )?;
     if r.decision() == Decision::Granted {
         let released = client
             .release(ReleaseRequest {
@@ -55,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .await?
             .into_inner();
-        println!("released {} unit(s)", released.released_units);
+        writeln!(out, "released {} unit(s)", released.released_units)?;
     }
-    Ok(())
+    Ok(out)
 }

@@ -127,6 +127,31 @@ fn acquire_response(decision: Decision) -> proto::AcquireResponse {
     }
 }
 
+/// One debug event per Acquire, inside its `acquire` span: what was decided
+/// and which pools paid. Off by default (the filter is `info`): then each
+/// `debug!` is a level check and nothing is formatted.
+fn log_decision(amount: u64, decision: &Result<Decision, core::AdmissionError>) {
+    match decision {
+        Ok(Decision::Granted(g)) => tracing::debug!(
+            amount,
+            reserve = g.split.reserve,
+            guaranteed = g.split.guaranteed,
+            shared = g.split.shared,
+            emergency = g.split.emergency,
+            remaining = g.remaining,
+            lease = g.lease.map(tracing::field::display),
+            "granted"
+        ),
+        Ok(Decision::Denied(d)) => tracing::debug!(
+            amount,
+            retry_after = ?d.retry_after,
+            remaining = d.remaining,
+            "denied"
+        ),
+        Err(e) => tracing::debug!(amount, error = %e, "refused"),
+    }
+}
+
 #[tonic::async_trait]
 impl proto::admission_server::Admission for AdmissionService {
     type WatchForecastStream = super::watch::ForecastStream;
@@ -195,9 +220,12 @@ impl proto::admission_server::Admission for AdmissionService {
             core::Admit::Decided(decision) => decision,
             core::Admit::Pending(decision) => {
                 drop(_enter);
-                decision.await
+                let decision = decision.await;
+                span.in_scope(|| log_decision(m.amount, &decision));
+                return Ok(Response::new(acquire_response(decision.map_err(status)?)));
             }
         };
+        log_decision(m.amount, &decision);
         Ok(Response::new(acquire_response(decision.map_err(status)?)))
     }
 

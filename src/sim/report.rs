@@ -22,8 +22,9 @@
 //! core refused as bad input (an amount the tenant could never get), which
 //! also count as denied. `utilization` is tokens granted over `capacity ×
 //! duration` (rate) or the mean units held over capacity (concurrency);
-//! `pools` is the share of granted tokens each tier paid. Keys may be added;
-//! these stay.
+//! `pools` is the share of granted tokens each tier paid.
+//! `predictive_vs_reactive` is absent (never `null`) unless both modes ran
+//! and reactive denied some tokens. Keys may be added; these stay.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -253,8 +254,10 @@ pub struct TraceSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub tokens_denied: BTreeMap<&'static str, u64>,
-    /// Predictive's tokens denied over reactive's (lower is better); absent
-    /// unless both ran.
+    /// Predictive's tokens denied over reactive's (lower is better). Absent
+    /// from the JSON, not `null`, unless both ran and reactive denied some:
+    /// scripts test for the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub predictive_vs_reactive: Option<f64>,
 }
 

@@ -107,6 +107,24 @@ fn the_json_report_keeps_the_documented_keys() {
 }
 
 #[test]
+fn predictive_vs_reactive_is_absent_not_null_when_a_mode_is_missing() {
+    let trace = trace(12);
+    let reactive_only = all_modes(12)
+        .into_iter()
+        .filter(|o| o.mode == Mode::Reactive)
+        .map(|o| (o.mode.as_str(), o.report))
+        .collect();
+    let v: serde_json::Value =
+        serde_json::from_str(&Report::new(&trace, reactive_only).to_json()).unwrap();
+    let summary = v["summary"].as_object().unwrap();
+    assert!(
+        !summary.contains_key("predictive_vs_reactive"),
+        "absent, not null: {summary:?}"
+    );
+    assert!(summary.contains_key("tokens_denied"));
+}
+
+#[test]
 fn the_plot_is_well_formed_svg_with_a_panel_per_tenant_and_every_series() {
     let outcomes = all_modes(12);
     let dir = tempfile::tempdir().unwrap();
