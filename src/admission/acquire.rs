@@ -31,16 +31,27 @@ pub enum Admit<'a> {
     Pending(Pending<'a>),
 }
 
+impl Admit<'_> {
+    /// The decision, awaiting it if it is still to come.
+    pub async fn decision(self) -> Result<Decision, AdmissionError> {
+        match self {
+            Admit::Decided(decision) => decision,
+            Admit::Pending(decision) => decision.await,
+        }
+    }
+}
+
 impl Admission {
     /// Acquire: decided now, or parked until granted or its `max_wait` ends.
     /// The immediate path allocates nothing and awaits nothing; after
     /// [`close`](Admission::close) every Acquire gets UNAVAILABLE.
     #[inline]
     pub fn admit<'a>(&'a self, req: &'a AcquireRequest<'a>) -> Admit<'a> {
-        if self.is_closed() {
-            return Admit::Decided(Err(AdmissionError::Unavailable));
-        }
         if req.request_id.is_some_and(|id| !id.is_empty()) {
+            if self.is_closed() {
+                // Not even a replay of an earlier answer once closed.
+                return Admit::Decided(Err(AdmissionError::Unavailable));
+            }
             return Admit::Pending(Box::pin(self.acquire_once_by_id(req)));
         }
         self.admit_once(req)
@@ -48,10 +59,7 @@ impl Admission {
 
     /// [`admit`](Self::admit), awaited.
     pub async fn acquire(&self, req: &AcquireRequest<'_>) -> Result<Decision, AdmissionError> {
-        match self.admit(req) {
-            Admit::Decided(decision) => decision,
-            Admit::Pending(decision) => decision.await,
-        }
+        self.admit(req).decision().await
     }
 
     /// Decides at once, never waits, never consults `request_id`, records
@@ -82,16 +90,11 @@ impl Admission {
             let (tenant, resource) = Self::resolve(&registry, req.tenant, req.resource, now)?;
             self.requests.slot(&tenant, id, resource, req.amount, now)?
         };
-        slot.run(|| async {
-            match self.admit_once(req) {
-                Admit::Decided(decision) => decision,
-                Admit::Pending(decision) => decision.await,
-            }
-        })
-        .await
+        slot.run(|| self.admit_once(req).decision()).await
     }
 
-    /// One attempt: decide now (timed), or park in the queue.
+    /// One attempt: decide now (timed), or park in the queue; UNAVAILABLE
+    /// once closed (checked here, so both paths of `admit` get it).
     #[inline]
     fn admit_once<'a>(&'a self, req: &AcquireRequest<'_>) -> Admit<'a> {
         if self.is_closed() {

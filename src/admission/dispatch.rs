@@ -57,7 +57,7 @@ impl Admission {
     /// A round decides one waiter per waiting tenant plus one per grant, not
     /// every waiter: a tenant's later waiters wait behind its first; and on
     /// a concurrency resource it stops once every unit is held.
-    pub fn serve(&self, r: &Resource, now: Nanos) -> Option<Nanos> {
+    pub(super) fn serve(&self, r: &Resource, now: Nanos) -> Option<Nanos> {
         let registry = self.registry.load_full();
         let mut waiting = r.waiters.lock();
         // A resource the policy dropped grants nothing more.

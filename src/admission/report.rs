@@ -133,9 +133,7 @@ impl Admission {
             }
         }
     }
-}
 
-impl Admission {
     /// Work that used more than it acquired is owed by the reporting
     /// tenant's own guaranteed bucket, at most `max_report_debt` of its
     /// refill, and never by a pool other tenants draw on: one tenant's
@@ -152,7 +150,7 @@ impl Admission {
             Pool::Concurrency(_) => 0,
         };
         self.uncharged
-            .fetch_add(over - charged.min(over), Ordering::Relaxed);
+            .fetch_add(over.saturating_sub(charged), Ordering::Relaxed);
     }
 }
 
