@@ -12,6 +12,7 @@ pub mod admission;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod connections;
 pub mod daemon;
 pub mod echo;
