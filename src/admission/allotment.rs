@@ -90,14 +90,21 @@ pub struct Allotment {
 
 impl Allotment {
     /// The reserve's cap: `reserve.max`, else all of `room` (the
-    /// resource's capacity outside emergency) that is not guaranteed.
+    /// resource's capacity outside emergency, here) that this allotment's
+    /// guaranteed pool does not hold.
     pub fn max_reserve(&self, room: u64) -> u64 {
         match &self.limit.reserve {
             None => 0,
             Some(spec) => spec
                 .max
-                .unwrap_or(room.saturating_sub(self.limit.guaranteed)),
+                .unwrap_or(room.saturating_sub(self.guaranteed_here())),
         }
+    }
+
+    /// The guarantee in force here: the policy's, or this daemon's part of
+    /// it when a share is in force.
+    pub fn guaranteed_here(&self) -> u64 {
+        self.holdings.guaranteed.size() as u64
     }
 
     /// The tiers to draw from: all the class allows, or only its own.

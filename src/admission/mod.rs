@@ -3,9 +3,9 @@
 //! gRPC. Every call takes `now` from the injected [`Clock`].
 
 // Bottom up, each file uses only files before it in this order (no
-// cycles): error, api, counters, qos → allotment → tenant, lease, queue →
-// resource → registry, requests → take → facade (the `Admission` struct)
-// → acquire, dispatch, release, report, reload (its calls). This file
+// cycles): error, api, counters, qos, share → allotment → tenant, lease,
+// queue → resource → registry, requests → take → facade (the `Admission`
+// struct) → acquire, dispatch, release, report, reload, sharing (its calls). This file
 // only declares and re-exports.
 mod acquire;
 mod allotment;
@@ -23,6 +23,8 @@ mod reload;
 mod report;
 mod requests;
 mod resource;
+mod share;
+mod sharing;
 mod take;
 mod tenant;
 
@@ -38,6 +40,8 @@ pub use registry::Registry;
 pub use reload::Reloaded;
 pub use report::{Outcome, ReportEntry, ReportSummary};
 pub use resource::Resource;
+pub use share::Share;
+pub use sharing::Applied;
 pub use take::{Scope, seconds_to_gather};
 pub use tenant::{Tenant, TenantRef};
 

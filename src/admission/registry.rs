@@ -79,7 +79,8 @@ impl Registry {
             let g = guaranteed[name.as_str()];
             let r = match resources.iter().find(|r| *r.name == **name) {
                 Some(r) => {
-                    r.configure(spec, g, now);
+                    let here = local_guaranteed(r, policy, carried).unwrap_or(g);
+                    r.configure(spec, g, here, now);
                     r.clone()
                 }
                 None => {
@@ -164,13 +165,15 @@ impl Registry {
                     });
                 }
                 let limit = spec.limits.get(&*r.name).cloned().unwrap_or_default();
+                // Pools hold this daemon's part when a share is in force.
+                let here = r.localize(name, &limit);
                 let holdings = match kept {
                     // Retired pools only drain (a resource dropped, now back).
                     Some(a) if !a.holdings.is_retired() => {
-                        a.holdings.fit(r.kind, &limit, now);
+                        a.holdings.fit(r.kind, &here, now);
                         a.holdings.clone()
                     }
-                    _ => fresh(r, &limit),
+                    _ => fresh(r, &here),
                 };
                 r.allotment(limit, qos, holdings)
             })
@@ -281,7 +284,10 @@ impl Registry {
         // none, so Σ guaranteed never exceeds what is left.
         let mut carved: Vec<(&Resource, u64)> = Vec::new();
         for r in self.live.iter() {
-            let g = spec.limits.get(&*r.name).map_or(0, |l| l.guaranteed);
+            let g = spec
+                .limits
+                .get(&*r.name)
+                .map_or(0, |l| r.localize(name, l).guaranteed);
             if g == 0 {
                 continue;
             }
@@ -327,6 +333,27 @@ impl Registry {
     pub fn lease_ttl(&self, resource: &Resource) -> Duration {
         Duration::from_nanos(resource.lease_ttl())
     }
+}
+
+/// Σ guaranteed held here for `r` when a share is in force: each listed
+/// tenant's part, and each of `carried` (from defaults); `None` without a
+/// share (the policy's total holds).
+pub(super) fn local_guaranteed(
+    r: &Resource,
+    policy: &Policy,
+    carried: &[Arc<Tenant>],
+) -> Option<u64> {
+    r.share()?;
+    let limit_of = |spec: &TenantSpec| spec.limits.get(&*r.name).cloned().unwrap_or_default();
+    let listed = policy
+        .tenants
+        .iter()
+        .map(|(name, spec)| r.localize(name, &limit_of(spec)).guaranteed);
+    let defaults = policy.defaults.as_ref().map(limit_of).unwrap_or_default();
+    let carried = carried
+        .iter()
+        .map(|t| r.localize(&t.name, &defaults).guaranteed);
+    Some(listed.chain(carried).sum())
 }
 
 /// Σ guaranteed per resource under `policy`: its listed tenants, and

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::facade::Admission;
-use super::registry::{Registry, guaranteed_totals};
+use super::registry::{Registry, guaranteed_totals, local_guaranteed};
 use super::resource::Resource;
 use super::tenant::Tenant;
 use crate::clock::Nanos;
@@ -211,6 +211,7 @@ impl Registry {
         guaranteed: &HashMap<&str, u64>,
         now: Nanos,
     ) {
+        let carried_tenants = carried;
         let carried: HashSet<u64> = carried.iter().map(|t| t.id).collect();
         // Each tenant with its spec under `policy` (None: dropped), looked
         // up once.
@@ -250,8 +251,12 @@ impl Registry {
             // tokens held: no new ones); dropped pools retire.
             for entry in &tenants {
                 let a = &entry.0.allotments[r.id];
-                match rspec.and_then(|_| limit_of(entry, r)) {
-                    Some(l) if l.guaranteed <= a.limit.guaranteed => {
+                // What the pool holds here (a share may hold only part).
+                let here = rspec
+                    .and_then(|_| limit_of(entry, r))
+                    .map(|l| r.localize(&entry.0.name, &l));
+                match here {
+                    Some(l) if l.guaranteed as f64 <= a.holdings.guaranteed.size() => {
                         a.holdings.fit(r.kind, &l, now);
                     }
                     Some(_) => {}
@@ -269,18 +274,22 @@ impl Registry {
             let Some(spec) = rspec else {
                 continue;
             };
-            let crowded = guaranteed[&*r.name]
+            let (capacity, emergency) = r.local_capacity(spec.capacity, spec.emergency_units());
+            let room = capacity.saturating_sub(emergency);
+            let crowded = local_guaranteed(r, policy, carried_tenants)
+                .unwrap_or(guaranteed[&*r.name])
                 + r.reserve_total.load(Ordering::Relaxed)
                 + r.excess.load(Ordering::Relaxed)
-                > spec.room();
+                > room;
             for entry in &tenants {
                 let Some(l) = limit_of(entry, r) else {
                     continue;
                 };
+                let held_here = r.localize(&entry.0.name, &l).guaranteed;
                 let cap = match &l.reserve {
                     _ if crowded => 0,
                     None => 0,
-                    Some(res) => res.max.unwrap_or(spec.room().saturating_sub(l.guaranteed)),
+                    Some(res) => res.max.unwrap_or(room.saturating_sub(held_here)),
                 };
                 let a = &entry.0.allotments[r.id];
                 if (a.holdings.reserve.size() as u64) > cap {

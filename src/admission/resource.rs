@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::allotment::{Allotment, Holdings};
 use super::qos::Qos;
 use super::queue::WaitQueue;
+use super::share::{Share, localized};
 use crate::clock::{NANOS_PER_SEC, Nanos, duration_to_nanos};
 use crate::policy::{Kind, LimitSpec, ResourceSpec};
 use crate::pool::{Bucket, Pool, Tier, Units};
@@ -23,8 +24,17 @@ pub struct Resource {
     pub id: usize,
     pub name: Arc<str>,
     pub kind: Kind,
-    capacity: AtomicU64,
-    emergency_units: AtomicU64,
+    /// Capacity in force here: the policy's, or this daemon's share of it
+    /// when many daemons share the resource (DESIGN §9, [`Share`]).
+    pub(super) capacity: AtomicU64,
+    pub(super) emergency_units: AtomicU64,
+    /// The policy's capacity, emergency and Σ guarantees, whatever share
+    /// is in force: what one Acquire may ask for is judged by them.
+    policy_capacity: AtomicU64,
+    policy_emergency: AtomicU64,
+    policy_guaranteed: AtomicU64,
+    /// This daemon's share, if it shares the resource with others.
+    pub(super) share: Mutex<Option<Arc<Share>>>,
     lease_ttl: AtomicU64,
     pub shared: Pool,
     pub emergency: Pool,
@@ -73,6 +83,10 @@ impl Resource {
             kind: spec.kind,
             capacity: AtomicU64::new(spec.capacity),
             emergency_units: AtomicU64::new(emergency),
+            policy_capacity: AtomicU64::new(spec.capacity),
+            policy_emergency: AtomicU64::new(emergency),
+            policy_guaranteed: AtomicU64::new(guaranteed),
+            share: Mutex::new(None),
             lease_ttl: AtomicU64::new(ttl),
             shared,
             emergency: emergency_pool,
@@ -91,9 +105,45 @@ impl Resource {
         self.sizing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The share in force, if any.
+    pub fn share(&self) -> Option<Arc<Share>> {
+        self.share.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Capacity and emergency in force under the policy's `capacity` and
+    /// `emergency` and the share.
+    pub(super) fn local_capacity(&self, capacity: u64, emergency: u64) -> (u64, u64) {
+        match self.share() {
+            None => (capacity, emergency),
+            Some(s) => {
+                let capacity = s.capacity.min(capacity);
+                (capacity, s.emergency.min(emergency).min(capacity))
+            }
+        }
+    }
+
+    /// `limit` as held here: the policy's, or `tenant`'s part of its
+    /// guarantee and burst under the share in force. A rate bucket keeps at
+    /// least one second of its rate as depth.
+    pub(super) fn localize(&self, tenant: &str, limit: &LimitSpec) -> LimitSpec {
+        match self.share() {
+            None => limit.clone(),
+            Some(s) => localized(self.kind, limit, s.part(tenant)),
+        }
+    }
+
     /// Capacity: tokens/s (rate) or units held at once (concurrency).
     pub fn capacity(&self) -> u64 {
         self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// The policy's capacity and emergency units, whatever share is in
+    /// force here.
+    pub fn policy_capacity(&self) -> (u64, u64) {
+        (
+            self.policy_capacity.load(Ordering::Relaxed),
+            self.policy_emergency.load(Ordering::Relaxed),
+        )
     }
 
     /// Held for QoS classes with emergency access.
@@ -217,12 +267,25 @@ impl Resource {
     }
 
     /// Puts a (re)loaded spec in force: capacity, emergency, lease TTL and
-    /// the guarantees `guaranteed` (Σ over tenants); the shared pool takes
-    /// what is left. Reserves were made to fit before.
-    pub(super) fn configure(&self, spec: &ResourceSpec, guaranteed: u64, now: Nanos) {
+    /// the guarantees (`policy_guaranteed`: Σ over tenants under the
+    /// policy; `guaranteed`: Σ of the pools here, the same unless a share
+    /// is in force); the shared pool takes what is left. Reserves were
+    /// made to fit before.
+    pub(super) fn configure(
+        &self,
+        spec: &ResourceSpec,
+        policy_guaranteed: u64,
+        guaranteed: u64,
+        now: Nanos,
+    ) {
         let _sizing = self.lock_sizing();
-        let emergency = spec.emergency_units();
-        self.capacity.store(spec.capacity, Ordering::Relaxed);
+        let (capacity, emergency) = self.local_capacity(spec.capacity, spec.emergency_units());
+        self.policy_capacity.store(spec.capacity, Ordering::Relaxed);
+        self.policy_emergency
+            .store(spec.emergency_units(), Ordering::Relaxed);
+        self.policy_guaranteed
+            .store(policy_guaranteed, Ordering::Relaxed);
+        self.capacity.store(capacity, Ordering::Relaxed);
         self.emergency_units.store(emergency, Ordering::Relaxed);
         self.lease_ttl
             .store(duration_to_nanos(spec.lease_ttl()), Ordering::Relaxed);
@@ -236,7 +299,7 @@ impl Resource {
             self.emergency.resize(emergency as f64, emergency, now);
         }
         if let Some(gate) = &self.gate {
-            gate.set_limit(spec.capacity);
+            gate.set_limit(capacity);
         }
         self.waiters.wake();
     }
@@ -264,13 +327,19 @@ impl Resource {
         qos: Qos,
         holdings: Arc<Holdings>,
     ) -> Allotment {
+        // Judged by the policy, not by a share in force here: a request
+        // the whole capacity could grant is valid on every daemon.
         let g = limit.guaranteed;
-        let room = self.room();
+        let policy_emergency = self.policy_emergency.load(Ordering::Relaxed);
+        let room = self
+            .policy_capacity
+            .load(Ordering::Relaxed)
+            .saturating_sub(policy_emergency);
         let max_reserve = match &limit.reserve {
             None => 0,
             Some(spec) => spec.max.unwrap_or(room - g.min(room)),
         };
-        let unguaranteed = self.unguaranteed();
+        let unguaranteed = room.saturating_sub(self.policy_guaranteed.load(Ordering::Relaxed));
         let beyond_own = if qos.borrow {
             unguaranteed
         } else {
@@ -280,11 +349,7 @@ impl Resource {
             Kind::Rate => limit.depth(),
             Kind::Concurrency => g,
         };
-        let emergency = if qos.emergency {
-            self.emergency_units()
-        } else {
-            0
-        };
+        let emergency = if qos.emergency { policy_emergency } else { 0 };
         Allotment::new(holdings, limit, qos, own + beyond_own + emergency)
     }
 

@@ -9,4 +9,5 @@
 //! (raised only now). The store's script holds the invariant (Σ leases ≤ C);
 //! the targets only decide who gets what.
 
+pub mod plan;
 pub mod store;

@@ -148,7 +148,7 @@ impl Planner {
             if a.limit.reserve.is_none() {
                 continue;
             }
-            let (g, horizon, weight) = (a.limit.guaranteed as f64, s.horizon, s.tenant.qos.weight);
+            let (g, horizon, weight) = (a.guaranteed_here() as f64, s.horizon, s.tenant.qos.weight);
             let max = a.max_reserve(self.core.registry().resources[resource].room()) as f64;
             let band = self.band_over(i, now, wall, horizon);
             wants.push((sizing::reserve_wanted(band, g, max), weight));
