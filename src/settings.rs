@@ -36,6 +36,7 @@ pub struct Settings {
     pub admission: AdmissionSettings,
     pub reload: ReloadSettings,
     pub grpc: GrpcSettings,
+    pub cluster: ClusterSettings,
     /// `PRESCIENT_*` variables that name no setting (Kubernetes service
     /// links, an app's own variables), ignored; the caller logs them once
     /// logging is up.
@@ -70,6 +71,31 @@ pub struct GrpcSettings {
     /// connections still open are closed.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+}
+
+/// Many daemons sharing one capacity through leases in Redis (DESIGN §9,
+/// docs/distributed.md).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// `redis://host:port/db` (or `rediss://`); empty: this daemon is alone
+    /// and holds every capacity.
+    pub redis_url: String,
+    /// This daemon's name among the others; empty: `$POD_NAME`, else the
+    /// host name.
+    pub instance_id: String,
+    /// A lease not renewed within this time is given to the others.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// What to enforce once a lease expired without the store: `hold` the
+    /// last one, or fall to `safe_share`.
+    pub on_store_loss: crate::cluster::member::OnStoreLoss,
+    /// Share of each capacity held before the first lease (and after a
+    /// lost one with `on_store_loss: safe`), in [0, 1].
+    pub safe_share: f64,
+    /// The longest one exchange with the store may take.
+    #[serde(with = "humantime_serde")]
+    pub store_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -179,6 +205,35 @@ impl Settings {
             debounce: self.reload.debounce,
             max_removed_share: self.reload.max_removed_share,
         }
+    }
+
+    /// This daemon's membership in a cluster, if `cluster.redis_url` is
+    /// set. The instance name falls back to `$POD_NAME`, then the host
+    /// name; a per-process nonce makes the member unique even when two
+    /// processes share a name (a restart, a misconfiguration).
+    pub fn cluster_member(&self) -> Option<crate::cluster::member::MemberConfig> {
+        let c = &self.cluster;
+        if c.redis_url.is_empty() {
+            return None;
+        }
+        let name = [
+            c.instance_id.clone(),
+            std::env::var("POD_NAME").unwrap_or_default(),
+            std::env::var("HOSTNAME").unwrap_or_default(),
+        ]
+        .into_iter()
+        .find(|n| !n.is_empty())
+        .unwrap_or_else(|| "prescient".into());
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32;
+        Some(crate::cluster::member::MemberConfig {
+            id: format!("{name}/{nonce:x}").into(),
+            lease_ttl: c.lease_ttl,
+            on_store_loss: c.on_store_loss,
+            safe_share: c.safe_share,
+        })
     }
 
     /// The planner's configuration (the daemon fits on a worker thread).
@@ -301,6 +356,21 @@ impl Settings {
         }
         if self.grpc.max_connections == 0 {
             return bad("grpc.max_connections", "must be > 0");
+        }
+        let c = &self.cluster;
+        if !c.redis_url.is_empty() {
+            if c.lease_ttl < 2 * self.tick {
+                return bad(
+                    "cluster.lease_ttl",
+                    "must be at least two ticks (a lease is renewed every tick)",
+                );
+            }
+            if c.store_timeout.is_zero() || c.store_timeout >= c.lease_ttl {
+                return bad("cluster.store_timeout", "must be > 0 and < lease_ttl");
+            }
+        }
+        if !(0.0..=1.0).contains(&c.safe_share) {
+            return bad("cluster.safe_share", "must be in [0, 1]");
         }
         if self.grpc.max_watch_streams == 0 {
             return bad(

@@ -9,5 +9,61 @@
 //! (raised only now). The store's script holds the invariant (Σ leases ≤ C);
 //! the targets only decide who gets what.
 
+pub mod member;
 pub mod plan;
 pub mod store;
+
+use crate::admission::Admission;
+use crate::clock::Nanos;
+use std::collections::BTreeMap;
+
+use crate::planner::Wants;
+use member::{Apply, Member};
+use store::{Ask, Reply};
+
+/// Puts `applies` in force on `core`.
+pub fn put_in_force(core: &Admission, applies: Vec<Apply>, now: Nanos) {
+    for (resource, share) in applies {
+        if let Err(e) = core.apply_share(&resource, Some(share), now) {
+            // A reload dropped the resource since the member last looked.
+            tracing::debug!(%resource, error = %e, "share not applied");
+        }
+    }
+}
+
+/// An exchange's first half, after a tick at `now` with this daemon's
+/// `wants` per resource (the planner's [`crate::planner::Planner::wants`]): leases past
+/// their expiry fall back, shares are lowered to what this daemon asks to
+/// keep, and the asks to send are returned (none while one is pending).
+pub fn begin(
+    member: &mut Member,
+    wants: &BTreeMap<String, Wants>,
+    core: &Admission,
+    now: Nanos,
+) -> Vec<Ask> {
+    put_in_force(core, member.expire(now), now);
+    let (lowered, asks) = member.asks(wants);
+    put_in_force(core, lowered, now);
+    asks
+}
+
+/// An exchange's second half: the store's replies to `asks` (sent at
+/// `sent_at`) put in force; on an error nothing changes (the leases run
+/// out at their expiry).
+pub fn finish<E: std::fmt::Display>(
+    member: &mut Member,
+    core: &Admission,
+    asks: &[Ask],
+    replies: Result<Vec<Reply>, E>,
+    sent_at: Nanos,
+    now: Nanos,
+) -> Result<(), E> {
+    member.answered();
+    let replies = replies?;
+    for (ask, reply) in asks.iter().zip(&replies) {
+        if let Some(apply) = member.granted(&ask.resource, reply, sent_at) {
+            put_in_force(core, vec![apply], now);
+        }
+    }
+    Ok(())
+}

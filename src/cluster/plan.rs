@@ -17,33 +17,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::admission::Share;
+use crate::planner::Wants;
 use crate::planner::sizing::water_fill;
 use crate::policy::{Policy, TenantSpec};
 
 /// The part of each guarantee split evenly over the instances.
 pub const EVEN: f64 = 0.1;
-
-/// One instance's wants for one resource, as it tells the others: per
-/// tenant, `[want, used]` per second (units for concurrency): the
-/// forecast's upper bound over the tenant's horizon, and the demand it saw
-/// last tick.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Wants {
-    #[serde(rename = "t")]
-    pub tenants: BTreeMap<String, [f64; 2]>,
-}
-
-impl Wants {
-    /// What `tenant` may need here: the larger of want and use.
-    fn demand(&self, tenant: &str) -> f64 {
-        self.tenants
-            .get(tenant)
-            .map_or(0.0, |[want, used]| want.max(*used).max(0.0))
-    }
-}
 
 /// What the policy says of one tenant on the resource.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,9 +20,10 @@ use crate::policy::{EMBEDDED_POLICY, Policy};
 use crate::settings::Settings;
 use crate::supervisor::Supervisor;
 use crate::watcher::PolicyWatcher;
-use planner_thread::{PlannerCall, spawn_planner};
+use planner_thread::{ClusterLink, PlannerCall, spawn_planner};
 
 mod planner_thread;
+mod store_task;
 
 /// A started daemon.
 pub struct Running {
@@ -154,13 +155,17 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         std::time::SystemTime::now(),
     );
     let (to_planner, calls) = std::sync::mpsc::channel();
+    let mut tasks = Supervisor::new(cancel.clone(), readiness.clone());
+    // The cluster link (lease store) is wired in the next commit.
+    let cluster: Option<ClusterLink> = None;
+
     let planner_thread = spawn_planner(
         planner,
         settings.tick,
         state_dir.map(|dir| (dir, settings.planner.snapshot_every)),
         calls,
+        cluster,
     );
-    let mut tasks = Supervisor::new(cancel.clone(), readiness.clone());
     {
         // Shutdown: not ready any more, and the planner thread stops (it
         // saves a last snapshot).

@@ -19,7 +19,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod cluster;
 mod latency;
+
+pub use cluster::ClusterMetrics;
 
 pub use latency::LatencyHistogram;
 use latency::LatencyShared;
@@ -93,6 +96,7 @@ pub struct Metrics {
     pub policy_info: Family<PolicyInfo, Gauge>,
     pub connections: crate::connections::ConnectionMetrics,
     pub watches: crate::grpc::WatchMetrics,
+    pub cluster: ClusterMetrics,
     max_tenants: usize,
     tenant_labels: Mutex<HashMap<String, String>>,
 }
@@ -236,6 +240,8 @@ impl Metrics {
         connections.register(&mut registry);
         let watches = crate::grpc::WatchMetrics::default();
         watches.register(&mut registry);
+        let cluster = ClusterMetrics::default();
+        cluster.register(&mut registry);
         Self {
             registry,
             acquisitions,
@@ -261,6 +267,7 @@ impl Metrics {
             policy_info,
             connections,
             watches,
+            cluster,
             max_tenants,
             tenant_labels: Mutex::new(HashMap::new()),
         }

@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 use crate::admission::Admission;
 use crate::clock::Nanos;
 use crate::metrics::Metrics;
@@ -95,6 +97,25 @@ pub struct Forecasts {
 impl Forecasts {
     pub fn get(&self, tenant: &str, resource: &str) -> Option<&ForecastView> {
         self.series.get(&(Arc::from(tenant), Arc::from(resource)))
+    }
+}
+
+/// One instance's wants for one resource, as it tells the others: per
+/// tenant, `[want, used]` per second (units for concurrency): the
+/// forecast's upper bound over the tenant's horizon, and the demand it saw
+/// last tick.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Wants {
+    #[serde(rename = "t")]
+    pub tenants: BTreeMap<String, [f64; 2]>,
+}
+
+impl Wants {
+    /// What `tenant` may need here: the larger of want and use.
+    pub fn demand(&self, tenant: &str) -> f64 {
+        self.tenants
+            .get(tenant)
+            .map_or(0.0, |[want, used]| want.max(*used).max(0.0))
     }
 }
 

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 use super::export::count;
 use super::forecast::Band;
 use super::history::Sample;
-use super::{Planner, sizing};
+use std::collections::BTreeMap;
+
+use super::{Planner, Wants, sizing};
 use crate::clock::{NANOS_PER_SEC, Nanos};
 use crate::policy::Kind;
 
@@ -129,6 +131,42 @@ impl Planner {
             band = band.scaled(hold);
         }
         band
+    }
+
+    /// This daemon's wants per resource, for the instances it shares
+    /// capacity with (DESIGN §9): per tenant, the forecast's upper bound
+    /// over its horizon (the reserve's, else 30 s) and the demand of the
+    /// last tick, both per second (units held for concurrency).
+    pub fn wants(&mut self, now: Nanos) -> BTreeMap<String, Wants> {
+        let wall = self.core.clock().wall(now);
+        let registry = self.core.registry();
+        let mut out: BTreeMap<String, Wants> = registry
+            .live()
+            .iter()
+            .map(|r| (r.name.to_string(), Wants::default()))
+            .collect();
+        for i in 0..self.series.len() {
+            let (horizon, resource) = (self.series[i].horizon, self.series[i].resource);
+            let r = &registry.resources[resource];
+            let Some(wants) = out.get_mut(&*r.name) else {
+                continue; // a resource the policy dropped
+            };
+            let band = self.band_over(i, now, wall, horizon);
+            let s = &self.series[i];
+            let used = match r.kind {
+                Kind::Rate => s.last_demand,
+                Kind::Concurrency => {
+                    let hold = s.history.recent_hold();
+                    s.last_demand * hold.unwrap_or(r.hold_time() as f64 / NANOS_PER_SEC as f64)
+                }
+            };
+            if band.upper > 0.0 || used > 0.0 {
+                wants
+                    .tenants
+                    .insert(s.tenant.name.to_string(), [band.upper, used]);
+            }
+        }
+        out
     }
 
     /// Sizes the reserves of one resource: wants over each horizon,
