@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use super::allotment::Holdings;
 use super::error::AdmissionError;
 use super::facade::{Admission, allotment};
-use super::share::Share;
+use super::share::{Share, localized};
 use crate::clock::Nanos;
 use crate::policy::{Kind, LimitSpec};
 
@@ -69,7 +69,11 @@ impl Admission {
             .iter()
             .map(|t| {
                 let a = allotment(t, r);
-                (a.holdings.clone(), r.localize(&t.name, &a.limit))
+                let here = match &share {
+                    Some(s) => localized(r.kind, &a.limit, s.part(&t.name)),
+                    None => a.limit.clone(),
+                };
+                (a.holdings.clone(), here)
             })
             .filter(|(h, _)| !h.is_retired())
             .collect();
