@@ -11,6 +11,7 @@
 
 pub mod member;
 pub mod plan;
+pub mod redis;
 pub mod store;
 
 use crate::admission::Admission;

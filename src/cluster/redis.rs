@@ -1,0 +1,368 @@
+//! The lease store on Redis (or Valkey): each [`Ask`] is one call of
+//! `lease.lua`, atomic on the server and timed by the server's clock, and
+//! one tick's calls for every resource go out as one pipeline.
+//! [`LeaseScript`] is the script's calling convention, shared with the tests
+//! that run it elsewhere; [`RedisStore`] sends it.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ServerErrorKind, Value};
+use tokio::sync::OnceCell;
+
+use super::store::{Ask, AskError, Reply};
+
+/// What an exchange with the store could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The configured URL cannot be used (the URL itself is not repeated:
+    /// it may hold a password).
+    #[error("cluster.redis_url: {0}")]
+    Url(redis::RedisError),
+    /// An ask was refused before anything was sent.
+    #[error(transparent)]
+    Ask(#[from] AskError),
+    /// Redis did not answer the whole exchange within the timeout.
+    #[error("lease store: no answer within {0:?}")]
+    Timeout(Duration),
+    /// Connecting to Redis, or the pipeline itself, failed.
+    #[error("lease store: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis answered one resource's call with an error or a reply the
+    /// script does not give.
+    #[error("lease store: resource {resource:?}: {reason}")]
+    Reply { resource: String, reason: String },
+}
+
+/// `lease.lua` and how it is called: keys, arguments, reply.
+pub struct LeaseScript;
+
+impl LeaseScript {
+    /// The script's text.
+    pub const SOURCE: &'static str = include_str!("lease.lua");
+
+    /// The resource's two hashes. Both carry the hash tag
+    /// `{prescient:<resource>}`, so a Redis Cluster keeps them in one slot.
+    pub fn keys(resource: &str) -> [String; 2] {
+        [
+            format!("{{prescient:{resource}}}:leases"),
+            format!("{{prescient:{resource}}}:wants"),
+        ]
+    }
+
+    /// `ARGV`: member, capacity, target, in_force, ttl_ms, wants.
+    pub fn args(ask: &Ask) -> [String; 6] {
+        [
+            ask.member.to_string(),
+            ask.capacity.to_string(),
+            ask.target.to_string(),
+            ask.in_force.to_string(),
+            ask.ttl_ms().to_string(),
+            ask.wants.clone(),
+        ]
+    }
+
+    /// Reads the script's answer for `resource`: `{grant, now_ms, others,
+    /// member, wants, …}`. Redis returns hash fields in no set order; the
+    /// wants come back sorted by member, as [`super::store::MemoryStore`]
+    /// gives them.
+    pub fn reply(resource: &str, value: Value) -> Result<Reply, StoreError> {
+        let fail = |reason: String| StoreError::Reply {
+            resource: resource.to_string(),
+            reason,
+        };
+        let items = match value {
+            Value::Array(items) if items.len() >= 3 && items.len() % 2 == 1 => items,
+            Value::ServerError(error) => return Err(fail(error.to_string())),
+            other => return Err(fail(format!("not the script's reply: {other:?}"))),
+        };
+        let mut items = items.into_iter();
+        let mut number = |name: &str| match items.next() {
+            Some(Value::Int(n)) => u64::try_from(n).map_err(|_| fail(format!("{name} is {n}"))),
+            other => Err(fail(format!("{name} is not an integer: {other:?}"))),
+        };
+        let (grant, now_ms, others) = (number("grant")?, number("now_ms")?, number("others")?);
+        let text = |name: &str, value: Value| match value {
+            Value::BulkString(bytes) => {
+                String::from_utf8(bytes).map_err(|_| fail(format!("a {name} is not UTF-8")))
+            }
+            other => Err(fail(format!("a {name} is not a string: {other:?}"))),
+        };
+        let mut wants = Vec::with_capacity(items.len() / 2);
+        while let (Some(member), Some(blob)) = (items.next(), items.next()) {
+            wants.push((text("member", member)?, text("wants", blob)?));
+        }
+        wants.sort_unstable();
+        Ok(Reply {
+            grant,
+            now_ms,
+            wants,
+            others,
+        })
+    }
+}
+
+/// The lease store on one Redis (or Valkey). Cheap to share: one
+/// multiplexed connection, opened on first use and reopened after a loss.
+pub struct RedisStore {
+    client: redis::Client,
+    /// Created on the first exchange (it needs the tokio runtime); it
+    /// connects lazily and reconnects by itself.
+    connection: OnceCell<ConnectionManager>,
+    script: redis::Script,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    /// A store at `url` (`redis://`, `valkey://`, `unix://`), each exchange
+    /// bounded by `timeout`. Connects nothing yet: a Redis that cannot be
+    /// reached now is no error (exchanges fail and retry); a URL that cannot
+    /// be used is one, naming `cluster.redis_url`.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(StoreError::Url)?;
+        Ok(Self {
+            client,
+            connection: OnceCell::new(),
+            script: redis::Script::new(LeaseScript::SOURCE),
+            timeout,
+        })
+    }
+
+    /// Sends every ask (one per resource) in one pipeline, each as one
+    /// script call, and returns the replies in the same order. Bad asks are
+    /// refused before anything is sent. Fails whole after `timeout`; asks
+    /// the store had already answered then stay recorded, which is safe:
+    /// a lease is stored as at least what its holder enforces.
+    pub async fn exchange(&self, asks: &[Ask]) -> Result<Vec<Reply>, StoreError> {
+        for ask in asks {
+            ask.validate()?;
+        }
+        if asks.is_empty() {
+            return Ok(Vec::new());
+        }
+        tokio::time::timeout(self.timeout, self.send(asks))
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+    }
+
+    async fn send(&self, asks: &[Ask]) -> Result<Vec<Reply>, StoreError> {
+        let mut connection = self.connection().await?;
+        let mut pipe = redis::pipe();
+        for ask in asks {
+            pipe.add_command(self.call(ask));
+        }
+        let mut values: Vec<Value> = pipe.ignore_errors().query_async(&mut connection).await?;
+        // A Redis that restarted (or ran SCRIPT FLUSH) lost the script: load
+        // it and send again only the calls that did not run.
+        let missing: Vec<usize> = (0..values.len())
+            .filter(|&i| is_noscript(&values[i]))
+            .collect();
+        if !missing.is_empty() {
+            let mut retry = redis::pipe();
+            retry
+                .cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(LeaseScript::SOURCE)
+                .ignore();
+            for &i in &missing {
+                retry.add_command(self.call(&asks[i]));
+            }
+            let again: Vec<Value> = retry.ignore_errors().query_async(&mut connection).await?;
+            for (i, value) in missing.into_iter().zip(again) {
+                values[i] = value;
+            }
+        }
+        if values.len() != asks.len() {
+            return Err(StoreError::Reply {
+                resource: asks[0].resource.to_string(),
+                reason: format!("{} replies to {} calls", values.len(), asks.len()),
+            });
+        }
+        asks.iter()
+            .zip(values)
+            .map(|(ask, value)| LeaseScript::reply(&ask.resource, value))
+            .collect()
+    }
+
+    /// `EVALSHA <sha> 2 <leases> <wants> <argv…>` for one ask.
+    fn call(&self, ask: &Ask) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.script.get_hash())
+            .arg(2)
+            .arg(&LeaseScript::keys(&ask.resource))
+            .arg(&LeaseScript::args(ask));
+        cmd
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let timeout = Some(self.timeout);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            // A Redis that comes back is found within about a second.
+            .set_max_delay(Duration::from_secs(1));
+        let manager = self
+            .connection
+            .get_or_try_init(|| async {
+                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            })
+            .await?;
+        Ok(manager.clone())
+    }
+}
+
+fn is_noscript(value: &Value) -> bool {
+    matches!(value, Value::ServerError(error) if error.kind() == Some(ServerErrorKind::NoScript))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn ask(resource: &str) -> Ask {
+        Ask {
+            resource: resource.into(),
+            member: "pod-1/7".into(),
+            capacity: 100,
+            target: 40,
+            in_force: 30,
+            ttl: Duration::from_millis(1500),
+            wants: "{\"t\":1}".into(),
+        }
+    }
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn keys_share_the_resource_hash_tag() {
+        assert_eq!(
+            LeaseScript::keys("db"),
+            ["{prescient:db}:leases", "{prescient:db}:wants"]
+        );
+    }
+
+    #[test]
+    fn args_are_in_the_order_the_script_reads_them() {
+        assert_eq!(
+            LeaseScript::args(&ask("db")),
+            ["pod-1/7", "100", "40", "30", "1500", "{\"t\":1}"]
+        );
+    }
+
+    #[test]
+    fn reply_reads_the_numbers_and_sorts_the_wants_by_member() {
+        let value = Value::Array(vec![
+            Value::Int(40),
+            Value::Int(1_700_000_000_123),
+            Value::Int(60),
+            bulk("b"),
+            bulk("wb"),
+            bulk("a"),
+            bulk("wa"),
+        ]);
+        let reply = LeaseScript::reply("db", value).unwrap();
+        assert_eq!(
+            reply,
+            Reply {
+                grant: 40,
+                now_ms: 1_700_000_000_123,
+                others: 60,
+                wants: vec![("a".into(), "wa".into()), ("b".into(), "wb".into())],
+            }
+        );
+    }
+
+    #[test]
+    fn a_reply_the_script_does_not_give_is_an_error_naming_the_resource() {
+        let cases = [
+            (Value::Nil, "not the script's reply"),
+            (
+                Value::Array(vec![Value::Int(1), Value::Int(2)]),
+                "not the script's reply",
+            ),
+            (
+                Value::Array(vec![Value::Int(-1), Value::Int(2), Value::Int(3)]),
+                "grant is -1",
+            ),
+            (
+                Value::Array(vec![Value::Int(1), bulk("x"), Value::Int(3)]),
+                "now_ms is not an integer",
+            ),
+            (
+                Value::Array(vec![
+                    Value::Int(1),
+                    Value::Int(2),
+                    Value::Int(3),
+                    Value::Int(4),
+                    bulk("w"),
+                ]),
+                "a member is not a string",
+            ),
+            (
+                Value::Array(vec![
+                    Value::Int(1),
+                    Value::Int(2),
+                    Value::Int(3),
+                    bulk("m"),
+                    Value::BulkString(vec![0xff]),
+                ]),
+                "a wants is not UTF-8",
+            ),
+        ];
+        for (value, expected) in cases {
+            let message = LeaseScript::reply("db", value).unwrap_err().to_string();
+            assert!(
+                message.starts_with("lease store: resource \"db\": "),
+                "{message}"
+            );
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn a_url_that_cannot_be_used_is_an_error_naming_the_setting() {
+        for url in ["", "http://localhost:6379", "redis://"] {
+            let error = RedisStore::new(url, Duration::from_secs(1)).err().unwrap();
+            assert!(
+                error.to_string().starts_with("cluster.redis_url: "),
+                "{url}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_url_is_not_repeated_in_the_error_it_may_hold_a_password() {
+        let error = RedisStore::new("http://:hunter2@localhost", Duration::from_secs(1)).err();
+        assert!(!error.unwrap().to_string().contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_no_error_until_an_exchange_times_out_or_fails() {
+        // Port 1 on loopback: nothing listens, the connection is refused.
+        let store = RedisStore::new("redis://127.0.0.1:1", Duration::from_millis(200)).unwrap();
+        let error = store.exchange(&[ask("db")]).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::Timeout(_) | StoreError::Redis(_)),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_ask_is_refused_before_anything_is_sent() {
+        let store = RedisStore::new("redis://127.0.0.1:1", Duration::from_millis(200)).unwrap();
+        let bad = Ask {
+            member: Arc::from("~recovering"),
+            ..ask("db")
+        };
+        let error = store.exchange(&[ask("a"), bad]).await.unwrap_err();
+        assert!(matches!(error, StoreError::Ask(_)), "{error}");
+        assert!(
+            error.to_string().contains("member: \"~recovering\""),
+            "{error}"
+        );
+        assert_eq!(store.exchange(&[]).await.unwrap(), Vec::new());
+    }
+}
