@@ -32,7 +32,11 @@ fn policy() -> Policy {
         "resources:\n  db: { kind: rate, capacity: 1000000 }\n  llm: { kind: rate, capacity: 2000000 }\ntenants:\n",
     );
     for t in 0..TENANTS {
-        let reserve = if t % 10 == 0 { ", reserve: { max: 1000 }" } else { "" };
+        let reserve = if t % 10 == 0 {
+            ", reserve: { max: 1000 }"
+        } else {
+            ""
+        };
         yaml.push_str(&format!(
             "  t{t}: {{ qos: silver, limits: {{ db: {{ guaranteed: 100{reserve} }}, llm: {{ guaranteed: 200 }} }} }}\n"
         ));

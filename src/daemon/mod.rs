@@ -156,9 +156,19 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     );
     let (to_planner, calls) = std::sync::mpsc::channel();
     let mut tasks = Supervisor::new(cancel.clone(), readiness.clone());
-    // The cluster link (lease store) is wired in the next commit.
-    let cluster: Option<ClusterLink> = None;
-
+    let cluster = match settings.cluster_member() {
+        None => None,
+        Some(config) => Some(join_cluster(
+            settings,
+            config,
+            &policy,
+            &core,
+            &metrics,
+            &mut tasks,
+            to_planner.clone(),
+            cancel.clone(),
+        )?),
+    };
     let planner_thread = spawn_planner(
         planner,
         settings.tick,
@@ -306,6 +316,48 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         readiness,
         cancel,
         tasks,
+    })
+}
+
+/// Joins the daemons sharing capacity through the lease store: holds the
+/// safe share until the first lease, and starts the task that talks to the
+/// store. An unreachable store is not an error (it is retried every tick);
+/// a malformed `cluster.redis_url` is.
+#[allow(clippy::too_many_arguments)]
+fn join_cluster(
+    settings: &Settings,
+    config: crate::cluster::member::MemberConfig,
+    policy: &Policy,
+    core: &Arc<Admission>,
+    metrics: &Arc<Metrics>,
+    tasks: &mut Supervisor,
+    to_planner: std::sync::mpsc::Sender<PlannerCall>,
+    cancel: CancellationToken,
+) -> anyhow::Result<ClusterLink> {
+    let store = crate::cluster::redis::RedisStore::new(
+        &settings.cluster.redis_url,
+        settings.cluster.store_timeout,
+    )?;
+    let id = config.id.clone();
+    let (member, applies) = crate::cluster::member::Member::new(config, policy);
+    crate::cluster::put_in_force(core, applies, core.clock().now());
+    let (to_store, asks) = tokio::sync::mpsc::channel(1);
+    let store = Arc::new(store);
+    let exchange = move |asks: Vec<crate::cluster::store::Ask>| {
+        let store = store.clone();
+        async move { store.exchange(&asks).await.map_err(|e| e.to_string()) }
+    };
+    tasks.spawn(
+        "lease store",
+        store_task::run(exchange, asks, to_planner, cancel),
+    );
+    tracing::info!(member = %id, lease_ttl = ?settings.cluster.lease_ttl, "sharing capacity through the lease store");
+    Ok(ClusterLink {
+        member,
+        core: core.clone(),
+        to_store,
+        metrics: metrics.clone(),
+        failing: false,
     })
 }
 
