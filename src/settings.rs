@@ -212,14 +212,22 @@ impl Settings {
     /// name; a per-process nonce makes the member unique even when two
     /// processes share a name (a restart, a misconfiguration).
     pub fn cluster_member(&self) -> Option<crate::cluster::member::MemberConfig> {
+        self.cluster_member_from(|var| std::env::var(var).ok())
+    }
+
+    /// [`cluster_member`](Self::cluster_member) with the environment given.
+    pub fn cluster_member_from(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Option<crate::cluster::member::MemberConfig> {
         let c = &self.cluster;
         if c.redis_url.is_empty() {
             return None;
         }
         let name = [
             c.instance_id.clone(),
-            std::env::var("POD_NAME").unwrap_or_default(),
-            std::env::var("HOSTNAME").unwrap_or_default(),
+            env("POD_NAME").unwrap_or_default(),
+            env("HOSTNAME").unwrap_or_default(),
         ]
         .into_iter()
         .find(|n| !n.is_empty())

@@ -159,3 +159,41 @@ fn a_bad_value_in_the_environment_names_its_key_and_source() {
         "reload.max_removed_share: must be in [0, 1]"
     );
 }
+
+#[test]
+fn cluster_settings_are_checked_and_name_the_member() {
+    let alone = from_env(&[]).unwrap();
+    assert!(alone.cluster_member().is_none(), "no redis_url: alone");
+    let url = ("PRESCIENT_CLUSTER__REDIS_URL", "redis://127.0.0.1:6379");
+    let s = from_env(&[url]).unwrap();
+    let env = |pod: Option<&'static str>| {
+        move |var: &str| match var {
+            "POD_NAME" => pod.map(String::from),
+            "HOSTNAME" => Some("host-7".to_string()),
+            _ => None,
+        }
+    };
+    let m = s.cluster_member_from(env(Some("api-5d9f"))).unwrap();
+    assert!(m.id.starts_with("api-5d9f/"), "{}", m.id);
+    assert!(s.cluster_member_from(env(None)).unwrap().id.starts_with("host-7/"));
+    let named = from_env(&[url, ("PRESCIENT_CLUSTER__INSTANCE_ID", "east-1")]).unwrap();
+    assert!(named.cluster_member_from(env(Some("p"))).unwrap().id.starts_with("east-1/"));
+    for (vars, message) in [
+        (
+            vec![url, ("PRESCIENT_CLUSTER__LEASE_TTL", "1s")],
+            "cluster.lease_ttl: must be at least two ticks (a lease is renewed every tick)",
+        ),
+        (
+            vec![url, ("PRESCIENT_CLUSTER__STORE_TIMEOUT", "3s")],
+            "cluster.store_timeout: must be > 0 and < lease_ttl",
+        ),
+        (
+            vec![("PRESCIENT_CLUSTER__SAFE_SHARE", "1.5")],
+            "cluster.safe_share: must be in [0, 1]",
+        ),
+    ] {
+        assert_eq!(from_env(&vars).unwrap_err().to_string(), message);
+    }
+    let bad = from_env(&[url, ("PRESCIENT_CLUSTER__ON_STORE_LOSS", "panic")]).unwrap_err();
+    assert!(bad.to_string().contains("cluster.on_store_loss"), "{bad}");
+}
