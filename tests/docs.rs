@@ -49,6 +49,11 @@ fn deployment_doc_snippets_hold() {
 }
 
 #[test]
+fn distributed_doc_snippets_hold() {
+    Docs::check("docs/distributed.md");
+}
+
+#[test]
 fn operations_doc_snippets_hold() {
     Docs::check("docs/operations.md");
 }
@@ -64,6 +69,7 @@ fn every_markdown_page_is_checked_or_listed_as_not_run() {
     let checked = [
         "docs/design.md",
         "docs/deployment.md",
+        "docs/distributed.md",
         "docs/operations.md",
         "docs/simulation.md",
     ];

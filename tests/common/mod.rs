@@ -8,6 +8,7 @@
 pub mod answers;
 pub mod policies;
 pub mod probe;
+pub mod redis;
 pub mod requests;
 pub mod snapshot;
 
