@@ -16,7 +16,7 @@ use redis::Value;
 
 /// Redis's side of the script's calls: each command it uses, with Redis's
 /// semantics (a key expires once the clock is past its deadline; a hash
-/// with no field is no key; arguments are sent as strings), over a Lua
+/// with no field is no key; numbers are sent as `%.17g` strings), over a Lua
 /// table, the clock injected. Any other command, a key the call did not
 /// pass, or a global variable the script creates or reads fails, as in
 /// Redis 7.
@@ -86,7 +86,7 @@ redis = {
       if t ~= 'string' and t ~= 'number' then
         error('Lua redis() command arguments must be strings or integers')
       end
-      args[i] = tostring(args[i])
+      if t == 'number' then args[i] = string.format('%.17g', args[i]) end
     end
     if not keyless[name] and not passed[args[1]] then
       error(name .. ' on a key not in KEYS: ' .. tostring(args[1]))

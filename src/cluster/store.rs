@@ -54,8 +54,11 @@ pub const RESERVED_PREFIX: char = '~';
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("lease ask for resource {resource:?}: {field}: {reason}")]
 pub struct AskError {
+    /// The ask's resource.
     pub resource: String,
+    /// The [`Ask`] field refused (`member`, `ttl`, …).
     pub field: &'static str,
+    /// Why, with the value.
     pub reason: String,
 }
 
@@ -137,6 +140,7 @@ struct Resource {
 }
 
 impl MemoryStore {
+    /// An empty store (a new Redis).
     pub fn new() -> Self {
         Self::default()
     }
