@@ -222,8 +222,12 @@ async fn a_frozen_redis_fails_the_exchange_at_the_timeout_and_is_used_again_afte
 async fn a_redis_that_starts_after_the_store_is_used_once_it_is_up() {
     let port = free_port();
     let store = RedisStore::new(&format!("redis://127.0.0.1:{port}"), TIMEOUT).unwrap();
+    // Refused at once, not held for the timeout.
+    let started = Instant::now();
     let refused = store.exchange(&[ask("db", "a/1", 100, 10, 0)]).await;
-    assert!(refused.is_err());
+    let refused = refused.unwrap_err();
+    assert!(matches!(refused, StoreError::Redis(_)), "{refused}");
+    assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
 
     let _redis = Redis::start_on(port);
     settle(&store, &["db"]).await;
