@@ -350,8 +350,10 @@ mod tests {
             let started = std::time::Instant::now();
             let error = store.exchange(&[ask("db")]).await.unwrap_err();
             assert!(matches!(error, StoreError::Redis(_)), "{error}");
+            // Generous for a refused loopback connect; retries in backoff
+            // take longer.
             assert!(
-                started.elapsed() < timeout / 2,
+                started.elapsed() < Duration::from_secs(5),
                 "{error} after {:?}",
                 started.elapsed()
             );
