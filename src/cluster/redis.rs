@@ -195,17 +195,18 @@ impl RedisStore {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let timeout = Some(self.timeout);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            // One connection attempt per exchange: an unreachable Redis
-            // fails the exchange at once, and the next exchange tries again,
-            // instead of each one waiting out the timeout in backoff.
-            .set_number_of_retries(0);
         let manager = self
             .connection
             .get_or_try_init(|| async {
+                let timeout = Some(self.timeout);
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout)
+                    // One connection attempt per exchange: an unreachable
+                    // Redis fails the exchange at once, and the next exchange
+                    // tries again, instead of each one waiting out the
+                    // timeout in backoff.
+                    .set_number_of_retries(0);
                 ConnectionManager::new_lazy_with_config(self.client.clone(), config)
             })
             .await?;
