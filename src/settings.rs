@@ -78,7 +78,8 @@ pub struct GrpcSettings {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSettings {
-    /// `redis://host:port/db` (or `rediss://`); empty: this daemon is alone
+    /// `redis://[user:password@]host:port/db` (or `valkey://`, `unix://`;
+    /// TLS is not built in yet); empty: this daemon is alone
     /// and holds every capacity.
     pub redis_url: String,
     /// This daemon's name among the others; empty: `$POD_NAME`, else the
