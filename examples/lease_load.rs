@@ -55,7 +55,11 @@ async fn main() -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let mut daemons: Vec<(Member, Arc<Admission>, BTreeMap<String, Wants>)> = (0..instances)
         .map(|k| {
-            let core = Arc::new(Admission::new(&policy, AdmissionConfig::default(), clock.clone()));
+            let core = Arc::new(Admission::new(
+                &policy,
+                AdmissionConfig::default(),
+                clock.clone(),
+            ));
             let config = MemberConfig {
                 id: format!("load-{k}/{}", std::process::id()).into(),
                 lease_ttl: Duration::from_secs(3),
@@ -104,7 +108,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let client = redis::Client::open(url.as_str())?;
     let mut con = client.get_multiplexed_async_connection().await?;
-    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut con).await?;
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut con)
+        .await?;
     for line in stats.lines().filter(|l| l.contains("evalsha")) {
         println!("redis {line}");
     }

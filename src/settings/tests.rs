@@ -175,9 +175,20 @@ fn cluster_settings_are_checked_and_name_the_member() {
     };
     let m = s.cluster_member_from(env(Some("api-5d9f"))).unwrap();
     assert!(m.id.starts_with("api-5d9f/"), "{}", m.id);
-    assert!(s.cluster_member_from(env(None)).unwrap().id.starts_with("host-7/"));
+    assert!(
+        s.cluster_member_from(env(None))
+            .unwrap()
+            .id
+            .starts_with("host-7/")
+    );
     let named = from_env(&[url, ("PRESCIENT_CLUSTER__INSTANCE_ID", "east-1")]).unwrap();
-    assert!(named.cluster_member_from(env(Some("p"))).unwrap().id.starts_with("east-1/"));
+    assert!(
+        named
+            .cluster_member_from(env(Some("p")))
+            .unwrap()
+            .id
+            .starts_with("east-1/")
+    );
     for (vars, message) in [
         (
             vec![url, ("PRESCIENT_CLUSTER__LEASE_TTL", "1s")],
