@@ -56,7 +56,13 @@ fn wants(k: usize) -> BTreeMap<String, Wants> {
                     (format!("t{t}"), [d * 1.2, d])
                 })
                 .collect();
-            (r.to_string(), Wants { tenants })
+            (
+                r.to_string(),
+                Wants {
+                    tenants,
+                    ..Wants::default()
+                },
+            )
         })
         .collect()
 }

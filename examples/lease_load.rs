@@ -75,7 +75,13 @@ async fn main() -> anyhow::Result<()> {
                             (format!("t{t}"), [d * 1.2, d])
                         })
                         .collect();
-                    (format!("r{r}"), Wants { tenants })
+                    (
+                        format!("r{r}"),
+                        Wants {
+                            tenants,
+                            ..Wants::default()
+                        },
+                    )
                 })
                 .collect();
             (member, core, wants)

@@ -9,6 +9,8 @@ use std::time::Duration;
 use common::redis::{Redis, free_port};
 use common::requests::acquire;
 use common::{Daemon, answers, eventually};
+use prescient::cluster::redis::RedisStore;
+use prescient::cluster::store::Ask;
 
 const POLICY: &str = "resources:\n  db: { kind: rate, capacity: 100 }\n\
     tenants:\n  a: { qos: gold, limits: { db: { guaranteed: 50 } } }\n";
@@ -83,4 +85,47 @@ fn a_malformed_redis_url_is_refused_at_start_naming_the_setting() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cluster.redis_url"), "{err}");
+}
+
+#[tokio::test]
+async fn a_daemon_that_stops_cleanly_hands_its_lease_back_before_it_expires() {
+    let redis = Redis::start();
+    let url = redis.url();
+    // A fresh store grants nothing new for one TTL of whoever reaches it
+    // first (docs/distributed.md, "Recovery"): open that window with a
+    // short TTL, so the daemons' long one is not it.
+    let store = RedisStore::new(&url, Duration::from_secs(5)).unwrap();
+    store
+        .exchange(&[Ask {
+            resource: "db".into(),
+            member: "opener/0".into(),
+            capacity: 100,
+            target: 0,
+            in_force: 0,
+            ttl: Duration::from_secs(1),
+            wants: "{}".into(),
+        }])
+        .await
+        .unwrap();
+    // A TTL far longer than the test's deadlines: only a lease handed back
+    // reaches the survivor in time.
+    let env = [
+        ("PRESCIENT_CLUSTER__REDIS_URL", url.as_str()),
+        ("PRESCIENT_TICK", "100ms"),
+        ("PRESCIENT_CLUSTER__LEASE_TTL", "60s"),
+    ];
+    let survivor = Daemon::start(POLICY, &env);
+    let mut leaving = Daemon::start(POLICY, &env);
+    for d in [&survivor, &leaving] {
+        eventually(Duration::from_secs(20), "a share each", || async {
+            d.metric(LEASE).filter(|&c| c > 0.0 && c < 100.0)
+        })
+        .await;
+    }
+    assert!(leaving.terminate().success());
+    eventually(Duration::from_secs(20), "the whole capacity", || async {
+        survivor.metric(LEASE).filter(|&c| c == 100.0)
+    })
+    .await;
+    assert!(leaving.logged(&["leases handed back"]));
 }

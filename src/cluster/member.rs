@@ -199,7 +199,9 @@ impl Member {
             .wants
             .iter()
             .filter(|(m, _)| **m != *me)
-            .filter_map(|(m, w)| match serde_json::from_str(w) {
+            .filter_map(|(m, w)| match serde_json::from_str::<Wants>(w) {
+                // A daemon that is stopping has handed its lease back.
+                Ok(w) if w.leaving => None,
                 Ok(w) => Some((m.clone(), w)),
                 Err(e) => {
                     tracing::warn!(member = %m, error = %e, "unreadable wants in the lease store, ignored");

@@ -20,6 +20,7 @@ fn wants(pairs: &[(&str, f64)]) -> Wants {
             .iter()
             .map(|(t, w)| (t.to_string(), [*w, 0.0]))
             .collect(),
+        ..Wants::default()
     }
 }
 
@@ -86,6 +87,7 @@ proptest! {
                 let w = Wants {
                     tenants: names.iter().zip(d).filter(|(_, v)| **v > 1.0)
                         .map(|(t, v)| (t.to_string(), [*v, v / 2.0])).collect(),
+                    ..Wants::default()
                 };
                 (format!("i{k}"), w)
             })

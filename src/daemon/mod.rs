@@ -347,9 +347,30 @@ fn join_cluster(
         let store = store.clone();
         async move { store.exchange(&asks).await.map_err(|e| e.to_string()) }
     };
+    // Leaving: no grant from here on, and nothing held but the units of
+    // concurrency leases still out (they stay counted until they expire).
+    let closing = core.clone();
+    let leave = move |last: Vec<crate::cluster::store::Ask>| {
+        closing.close();
+        let registry = closing.registry();
+        let leaving = serde_json::to_string(&crate::planner::Wants {
+            leaving: true,
+            ..Default::default()
+        })
+        .unwrap_or_default();
+        last.into_iter()
+            .map(|mut ask| {
+                let held = registry.resource(&ask.resource).map_or(0, |r| r.held());
+                ask.target = held;
+                ask.in_force = held;
+                ask.wants = leaving.clone();
+                ask
+            })
+            .collect()
+    };
     tasks.spawn(
         "lease store",
-        store_task::run(exchange, asks, to_planner, cancel),
+        store_task::run(exchange, leave, asks, to_planner, cancel),
     );
     tracing::info!(member = %id, lease_ttl = ?settings.cluster.lease_ttl, "sharing capacity through the lease store");
     Ok(ClusterLink {

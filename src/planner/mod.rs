@@ -108,6 +108,10 @@ impl Forecasts {
 pub struct Wants {
     #[serde(rename = "t")]
     pub tenants: BTreeMap<String, [f64; 2]>,
+    /// Set by a daemon that is stopping: the others leave it out of their
+    /// targets at once instead of when its lease expires.
+    #[serde(rename = "l", default, skip_serializing_if = "std::ops::Not::not")]
+    pub leaving: bool,
 }
 
 impl Wants {
