@@ -27,13 +27,14 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     names
 }
 
-/// Metric families a daemon exposes after one tick with traffic (from the
-/// `# TYPE` lines; a family shows once it has a series).
+/// Metric families a daemon sharing capacity exposes after one tick with
+/// traffic (from the `# TYPE` lines; a family shows once it has a series).
 fn exported() -> BTreeSet<String> {
     use std::sync::Arc;
 
     use prescient::admission::{AcquireRequest, Admission, AdmissionConfig};
     use prescient::clock::{Clock, ManualClock};
+    use prescient::cluster::member::{Member, MemberConfig, OnStoreLoss};
     use prescient::planner::{Planner, PlannerConfig};
     use prescient::policy::Policy;
 
@@ -66,6 +67,15 @@ fn exported() -> BTreeSet<String> {
     }
     metrics.acquire_latency.observe_ns(1_000);
     planner.tick(clock.now());
+    // A daemon sharing capacity also has a lease on every resource.
+    let member = MemberConfig {
+        id: "pod-0/1".into(),
+        lease_ttl: std::time::Duration::from_secs(3),
+        on_store_loss: OnStoreLoss::Hold,
+        safe_share: 0.0,
+    };
+    let (member, _) = Member::new(member, &policy);
+    metrics.cluster.leases(&member.leases(), clock.now());
     metrics
         .encode()
         .lines()
