@@ -125,6 +125,7 @@ fn the_grafana_dashboard_uses_only_exported_metrics() {
         "Reserves",
         "Forecast accuracy",
         "Acquire latency",
+        "Leases on $resource",
     ] {
         assert!(titles.contains(&t), "no panel {t:?}: {titles:?}");
     }
