@@ -6,17 +6,21 @@ kubernetes-validate).
   configmap-sync               deploy/kubernetes/configmap.yaml carries config/policies.yaml
   monitoring-schema FILE...    ServiceMonitor/PodMonitor objects match the strict subset schema
   invariants FILE...           every Deployment running prescient is wired and hardened as
-                               docs/deployment.md says
+                               docs/deployment.md says; one that shares capacity
+                               (PRESCIENT_CLUSTER__REDIS_URL) is named by its pod and may
+                               reach its lease store past the NetworkPolicies in FILE...
 
 Each prints one line per problem ("ERROR file: object: reason") and exits 1 if
 there was any.
 """
 
 import difflib
+import ipaddress
 import json
 import os
 import posixpath
 import sys
+import urllib.parse
 
 import jsonschema
 import yaml
@@ -26,6 +30,9 @@ CONFIGMAP = "deploy/kubernetes/configmap.yaml"
 POLICY = "config/policies.yaml"
 SCHEMA = "scripts/schemas/monitoring.coreos.com-v1.subset.schema.json"
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+# What the daemon's Redis client accepts in cluster.redis_url.
+REDIS_SCHEMES = {"redis": 6379, "rediss": 6379, "valkey": 6379, "valkeys": 6379,
+                 "redis+unix": None, "valkey+unix": None, "unix": None}
 
 
 def docs(path):
@@ -92,7 +99,90 @@ def host_port(addr):
     return host, port
 
 
-def check_prescient(c, pod, sidecar, configmaps, problem):
+def selects(selector, labels):
+    """Whether a label selector (matchLabels, matchExpressions) selects `labels`."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+        if not {"In": lambda: labels.get(key) in values,
+                "NotIn": lambda: labels.get(key) not in values,
+                "Exists": lambda: key in labels,
+                "DoesNotExist": lambda: key not in labels}.get(op, lambda: False)():
+            return False
+    return True
+
+
+def allows_port(rule, port):
+    """Whether a NetworkPolicy egress rule lets traffic out to `port`, on any
+    protocol (a named port is taken to match: only the pod knows it)."""
+    ports = rule.get("ports")
+    if not ports:
+        return True
+    for p in ports:
+        n = p.get("port")
+        if n is None or isinstance(n, str) or n == port or (n <= port <= p.get("endPort", n)):
+            return True
+    return False
+
+
+def check_cluster(env, pod_labels, policies, problem):
+    """A daemon that shares capacity (cluster.redis_url set) is named apart
+    from its replicas and can reach its lease store."""
+    url = env.get("PRESCIENT_CLUSTER__REDIS_URL") or {}
+    if "value" not in url and "valueFrom" not in url:
+        return
+    if "value" in url and not url["value"]:
+        return  # set empty: this daemon runs alone
+
+    instance, pod_name = env.get("PRESCIENT_CLUSTER__INSTANCE_ID"), env.get("POD_NAME")
+    if instance is not None and "value" in instance:
+        problem("PRESCIENT_CLUSTER__INSTANCE_ID is a literal: every replica would have the same name "
+                "in the lease store; take it from the downward API (fieldRef metadata.name)")
+    elif instance is None:
+        if pod_name is None:
+            problem("cluster.redis_url is set, but neither POD_NAME (fieldRef metadata.name) nor "
+                    "PRESCIENT_CLUSTER__INSTANCE_ID: daemons would be told apart only by host name")
+        elif ((pod_name.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") != "metadata.name":
+            problem("POD_NAME must come from the downward API (valueFrom.fieldRef.fieldPath: "
+                    "metadata.name), or every replica has the same name in the lease store")
+
+    if "value" not in url:
+        return  # from a Secret or ConfigMap: nothing more to read here
+    parsed = urllib.parse.urlsplit(str(url["value"]))
+    if parsed.scheme not in REDIS_SCHEMES:
+        problem("PRESCIENT_CLUSTER__REDIS_URL %r: the scheme must be one of %s"
+                % (url["value"], ", ".join(sorted(REDIS_SCHEMES))))
+        return
+    # `$(VAR)`: Kubernetes puts in another variable, e.g. one from a Secret.
+    if parsed.password and not parsed.password.startswith("$("):
+        problem("PRESCIENT_CLUSTER__REDIS_URL holds a password in the manifest: take the URL from a "
+                "Secret (valueFrom.secretKeyRef)")
+    port = REDIS_SCHEMES[parsed.scheme]
+    if port is None:
+        return  # a Unix socket: no network involved
+    port = parsed.port or port
+    try:
+        ipaddress.ip_address(parsed.hostname or "")
+        by_name = False
+    except ValueError:
+        by_name = True
+    for np in policies:
+        spec = np.get("spec") or {}
+        types = spec.get("policyTypes") or (["Ingress", "Egress"] if "egress" in spec else ["Ingress"])
+        if "Egress" not in types or not selects(spec.get("podSelector"), pod_labels):
+            continue
+        rules = spec.get("egress") or []
+        if not any(allows_port(r, port) for r in rules):
+            problem("%s allows no egress to port %d: the daemon cannot reach the lease store %s"
+                    % (name_of(np), port, parsed.hostname))
+        if by_name and not any(allows_port(r, 53) for r in rules):
+            problem("%s allows no egress to port 53: the daemon cannot resolve %s"
+                    % (name_of(np), parsed.hostname))
+
+
+def check_prescient(c, pod, pod_labels, sidecar, configmaps, policies, problem):
     args = [str(a) for a in c.get("args") or []]
     if not args or args[0] != "serve":
         problem("args must start with `serve` (the image's ENTRYPOINT is the binary)")
@@ -178,26 +268,32 @@ def check_prescient(c, pod, sidecar, configmaps, problem):
         elif not ({"emptyDir", "persistentVolumeClaim", "ephemeral"} & vol.keys()):
             problem("state dir %s: volume %s is not emptyDir, ephemeral or a PVC" % (state, mount.get("name")))
 
+    check_cluster({e.get("name"): e for e in c.get("env") or []}, pod_labels, policies, problem)
+
 
 def invariants(files):
-    configmaps = {}
+    configmaps, policies = {}, []
     for path in [CONFIGMAP] + list(files):
         for d in docs(path):
             if d.get("kind") == "ConfigMap":
                 configmaps[d["metadata"]["name"]] = set((d.get("data") or {}).keys())
+    for path in files:
+        policies += [d for d in docs(path) if d.get("kind") == "NetworkPolicy"]
     bad = found = 0
     for path in files:
         for doc in docs(path):
             if doc.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet"):
                 continue
-            pod = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+            template = (doc.get("spec") or {}).get("template") or {}
+            pod = template.get("spec") or {}
+            pod_labels = (template.get("metadata") or {}).get("labels") or {}
             for field, sidecar in (("initContainers", True), ("containers", False)):
                 for c in pod.get(field) or []:
                     if c.get("name") != "prescient":
                         continue
                     found += 1
                     problems = []
-                    check_prescient(c, pod, sidecar, configmaps, problems.append)
+                    check_prescient(c, pod, pod_labels, sidecar, configmaps, policies, problems.append)
                     where = "%s: %s %s" % (path, name_of(doc), field)
                     for p in problems:
                         print("ERROR %s: %s" % (where, p))

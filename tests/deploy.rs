@@ -27,13 +27,14 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     names
 }
 
-/// Metric families a daemon exposes after one tick with traffic (from the
-/// `# TYPE` lines; a family shows once it has a series).
+/// Metric families a daemon sharing capacity exposes after one tick with
+/// traffic (from the `# TYPE` lines; a family shows once it has a series).
 fn exported() -> BTreeSet<String> {
     use std::sync::Arc;
 
     use prescient::admission::{AcquireRequest, Admission, AdmissionConfig};
     use prescient::clock::{Clock, ManualClock};
+    use prescient::cluster::member::{Member, MemberConfig, OnStoreLoss};
     use prescient::planner::{Planner, PlannerConfig};
     use prescient::policy::Policy;
 
@@ -66,6 +67,15 @@ fn exported() -> BTreeSet<String> {
     }
     metrics.acquire_latency.observe_ns(1_000);
     planner.tick(clock.now());
+    // A daemon sharing capacity also has a lease on every resource.
+    let member = MemberConfig {
+        id: "pod-0/1".into(),
+        lease_ttl: std::time::Duration::from_secs(3),
+        on_store_loss: OnStoreLoss::Hold,
+        safe_share: 0.0,
+    };
+    let (member, _) = Member::new(member, &policy);
+    metrics.cluster.leases(&member.leases(), clock.now());
     metrics
         .encode()
         .lines()
@@ -115,6 +125,7 @@ fn the_grafana_dashboard_uses_only_exported_metrics() {
         "Reserves",
         "Forecast accuracy",
         "Acquire latency",
+        "Leases on $resource",
     ] {
         assert!(titles.contains(&t), "no panel {t:?}: {titles:?}");
     }
@@ -124,6 +135,65 @@ fn the_grafana_dashboard_uses_only_exported_metrics() {
 #[test]
 fn the_alert_rules_use_only_exported_metrics() {
     check("deploy/prometheus/alerts.yaml");
+}
+
+/// GitHub's anchor for a Markdown heading: lower case, spaces to `-`,
+/// other punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_alert_links_to_a_section_of_the_operations_doc() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let doc = std::fs::read_to_string(format!("{dir}/docs/operations.md")).unwrap();
+    let sections: BTreeSet<String> = doc
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect();
+    let text = std::fs::read_to_string(format!("{dir}/deploy/prometheus/alerts.yaml")).unwrap();
+    let rules: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let mut alerts = 0;
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let Some(alert) = rule["alert"].as_str() else {
+                continue;
+            };
+            alerts += 1;
+            let description = rule["annotations"]["description"].as_str().unwrap_or("");
+            let link = description
+                .split("docs/operations.md#")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{alert}: no docs/operations.md# link: {description}"));
+            let section: String = link
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            assert!(
+                sections.contains(&section),
+                "{alert} links to docs/operations.md#{section}, which has no such heading"
+            );
+            assert_eq!(
+                Some(section.as_str()),
+                alert
+                    .strip_prefix("Prescient")
+                    .map(str::to_lowercase)
+                    .as_deref(),
+                "{alert}: its section is named after it"
+            );
+        }
+    }
+    assert!(alerts > 0, "no alert rule read from alerts.yaml");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! `PRESCIENT_` prefix without naming a setting (Kubernetes service links of
 //! a Service named `prescient`, an app's `PRESCIENT_ENDPOINT`) are logged
 //! and ignored, and the shipped manifests, rendered, start and serve with
-//! every variable Kubernetes would put in their containers.
+//! every variable Kubernetes would put in their containers, sharing
+//! capacity through the rendered Redis.
 
 mod common;
 
@@ -185,10 +186,65 @@ fn service_links(services: &[&Value]) -> Vec<(String, String)> {
     vars
 }
 
+/// The pod labels of a Deployment that a Service's selector selects.
+fn selects(service: &Value, deployment: &Value) -> bool {
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    service["spec"]["selector"]
+        .as_mapping()
+        .is_some_and(|m| m.iter().all(|(k, v)| labels.get(k) == Some(v)))
+}
+
+/// The rendered Redis, run here: `redis-server` with its container's args,
+/// on a free loopback port (killed on drop).
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start(container: &Value) -> Self {
+        let args: Vec<&str> = container["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(args[0], "redis-server", "{args:?}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args(&args[1..])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's package; scripts/install-tools)");
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A prescient container of a rendered pod, made to run here: its volume
 /// mounts are directories under `root` (a ConfigMap's keys written as
 /// files), paths under a mount point in its args and env point there, and
-/// both listen addresses are port 0 on loopback.
+/// both listen addresses are port 0 on loopback. `POD_NAME` from the
+/// downward API is `pod`.
 struct Container {
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -197,7 +253,13 @@ struct Container {
 }
 
 impl Container {
-    fn new(pod: &Value, container: &Value, config_maps: &[&Value], root: &Path) -> Self {
+    fn new(
+        pod: &Value,
+        pod_name: &str,
+        container: &Value,
+        config_maps: &[&Value],
+        root: &Path,
+    ) -> Self {
         let volumes = pod["volumes"].as_sequence().cloned().unwrap_or_default();
         let mut mounts = BTreeMap::new();
         for m in container["volumeMounts"]
@@ -246,12 +308,15 @@ impl Container {
         }
         c.args = args;
         for e in container["env"].as_sequence().into_iter().flatten() {
-            let value = e["value"].as_str().unwrap_or_else(|| {
-                panic!(
-                    "env {}: only plain values are mapped here",
+            let from = e["valueFrom"]["fieldRef"]["fieldPath"].as_str();
+            let value = match (e["value"].as_str(), from) {
+                (Some(v), _) => v,
+                (None, Some("metadata.name")) => pod_name,
+                _ => panic!(
+                    "env {}: only plain values and the pod's name are mapped here",
                     str_of(e, "name")
-                )
-            });
+                ),
+            };
             c.env.push((str_of(e, "name").to_owned(), c.local(value)));
         }
         c
@@ -279,7 +344,21 @@ async fn the_rendered_manifests_start_and_serve_with_the_environment_kubernetes_
             .collect()
     };
     let config_maps = of_kind("ConfigMap");
-    let links = service_links(&of_kind("Service"));
+    let services = of_kind("Service");
+    let links = service_links(&services);
+    // The lease store: the Deployment that runs redis-server.
+    let redis_server = |d: &Value| {
+        d["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .find(|c| c["args"][0].as_str() == Some("redis-server"))
+            .cloned()
+    };
+    let (redis, redis_deployment) = of_kind("Deployment")
+        .into_iter()
+        .find_map(|d| redis_server(d).map(|c| (Redis::start(&c), d)))
+        .expect("a Deployment running redis-server in the rendering");
     assert!(
         links.iter().any(|(k, _)| k == "PRESCIENT_SERVICE_HOST"),
         "the sample Service is named prescient: {links:?}"
@@ -301,7 +380,38 @@ async fn the_rendered_manifests_start_and_serve_with_the_environment_kubernetes_
                 str_of(&container, "name")
             );
             let root = tempfile::tempdir().unwrap();
-            let c = Container::new(pod, &container, &config_maps, root.path());
+            let pod_name = format!(
+                "{}-7c9d8f6b5-x2x4q",
+                str_of(&deployment["metadata"], "name")
+            );
+            let mut c = Container::new(pod, &pod_name, &container, &config_maps, root.path());
+            // The lease store's URL names a Service (and port) in front of
+            // the Redis Deployment: here, the Redis started above.
+            let url = c
+                .env
+                .iter_mut()
+                .find(|(k, _)| k == "PRESCIENT_CLUSTER__REDIS_URL")
+                .unwrap_or_else(|| panic!("{what}: no PRESCIENT_CLUSTER__REDIS_URL"));
+            let (host, port) = url
+                .1
+                .strip_prefix("redis://")
+                .and_then(|a| a.split_once(':'))
+                .unwrap_or_else(|| panic!("{what}: {} is not redis://HOST:PORT", url.1));
+            assert!(
+                services
+                    .iter()
+                    .any(|s| str_of(&s["metadata"], "name") == host
+                        && selects(s, redis_deployment)
+                        && s["spec"]["ports"]
+                            .as_sequence()
+                            .unwrap()
+                            .iter()
+                            .any(|p| p["port"].as_u64().map(|n| n.to_string()).as_deref()
+                                == Some(port))),
+                "{what}: {} is no Service port in front of the Redis Deployment",
+                url.1
+            );
+            url.1 = format!("redis://127.0.0.1:{}", redis.port);
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_prescient"));
             cmd.args(&c.args)
                 .env_clear()
@@ -311,6 +421,19 @@ async fn the_rendered_manifests_start_and_serve_with_the_environment_kubernetes_
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());
             let mut d = Daemon::start_command(cmd);
+            eventually(LIMIT, "the daemon joined under its pod's name", || async {
+                d.logged(&["sharing capacity through the lease store", &pod_name])
+                    .then_some(())
+            })
+            .await;
+            // Alone in the store, once the lease is granted: the whole
+            // capacity (the previous daemon's lease runs out first).
+            eventually(LIMIT, "the whole db_queries capacity leased", || async {
+                let leased = d.metric(r#"prescient_cluster_lease_capacity{resource="db_queries"}"#);
+                let valid = d.metric(r#"prescient_cluster_lease_valid{resource="db_queries"}"#);
+                (leased == Some(5000.0) && valid == Some(1.0)).then_some(())
+            })
+            .await;
             serves(&d, "checkout").await;
             assert!(
                 d.logged(&["name no setting are ignored", "PRESCIENT_SERVICE_HOST"]),

@@ -14,6 +14,9 @@ use crate::cluster::member::LeaseView;
 
 #[derive(Default)]
 pub struct ClusterMetrics {
+    /// The resource's capacity in the policy: what every daemon's lease is
+    /// a share of (the line their stacked leases stay under).
+    pub capacity: Family<OfResource, Gauge>,
     /// Capacity this daemon enforces under its lease.
     pub lease_capacity: Family<OfResource, Gauge>,
     /// Capacity it asked for (its target).
@@ -32,6 +35,11 @@ pub struct ClusterMetrics {
 
 impl ClusterMetrics {
     pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "cluster_capacity",
+            "The resource's capacity in the policy, which the leases of all daemons share",
+            self.capacity.clone(),
+        );
         registry.register(
             "cluster_lease_capacity",
             "Capacity this daemon enforces under its lease (tokens/s or units)",
@@ -75,6 +83,7 @@ impl ClusterMetrics {
             let label = OfResource {
                 resource: l.resource.clone(),
             };
+            self.capacity.get_or_create(&label).set(l.capacity as i64);
             self.lease_capacity
                 .get_or_create(&label)
                 .set(l.in_force as i64);
