@@ -97,6 +97,9 @@ pub struct ClusterSettings {
     /// The longest one exchange with the store may take.
     #[serde(with = "humantime_serde")]
     pub store_timeout: Duration,
+    /// Daemons share a resource's capacity only within one namespace: the
+    /// prefix of its keys in Redis.
+    pub namespace: String,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -377,6 +380,9 @@ impl Settings {
             if c.store_timeout.is_zero() || c.store_timeout >= c.lease_ttl {
                 return bad("cluster.store_timeout", "must be > 0 and < lease_ttl");
             }
+        }
+        if c.namespace.is_empty() || c.namespace.contains(['{', '}']) {
+            return bad("cluster.namespace", "must be non-empty, without '{' or '}'");
         }
         if !(0.0..=1.0).contains(&c.safe_share) {
             return bad("cluster.safe_share", "must be in [0, 1]");

@@ -34,6 +34,10 @@ pub enum StoreError {
     Reply { resource: String, reason: String },
 }
 
+/// The namespace of the lease keys unless `cluster.namespace` says
+/// otherwise.
+pub const DEFAULT_NAMESPACE: &str = "prescient";
+
 /// `lease.lua` and how it is called: keys, arguments, reply.
 pub struct LeaseScript;
 
@@ -41,12 +45,19 @@ impl LeaseScript {
     /// The script's text.
     pub const SOURCE: &'static str = include_str!("lease.lua");
 
-    /// The resource's two hashes. Both carry the hash tag
-    /// `{prescient:<resource>}`, so a Redis Cluster keeps them in one slot.
+    /// The resource's two hashes in the default namespace (see
+    /// [`LeaseScript::keys_in`]).
     pub fn keys(resource: &str) -> [String; 2] {
+        Self::keys_in(DEFAULT_NAMESPACE, resource)
+    }
+
+    /// The resource's two hashes. Both carry the hash tag
+    /// `{<namespace>:<resource>}`, so a Redis Cluster would keep them in
+    /// one slot; daemons share a capacity only within one namespace.
+    pub fn keys_in(namespace: &str, resource: &str) -> [String; 2] {
         [
-            format!("{{prescient:{resource}}}:leases"),
-            format!("{{prescient:{resource}}}:wants"),
+            format!("{{{namespace}:{resource}}}:leases"),
+            format!("{{{namespace}:{resource}}}:wants"),
         ]
     }
 
@@ -111,6 +122,7 @@ pub struct RedisStore {
     connection: OnceCell<ConnectionManager>,
     script: redis::Script,
     timeout: Duration,
+    namespace: String,
 }
 
 impl RedisStore {
@@ -125,7 +137,15 @@ impl RedisStore {
             connection: OnceCell::new(),
             script: redis::Script::new(LeaseScript::SOURCE),
             timeout,
+            namespace: DEFAULT_NAMESPACE.into(),
         })
+    }
+
+    /// Keeps this store's leases apart from other deployments' on the
+    /// same Redis (`cluster.namespace`).
+    pub fn with_namespace(mut self, namespace: &str) -> Self {
+        self.namespace = namespace.into();
+        self
     }
 
     /// Sends every ask (one per resource) in one pipeline, each as one
@@ -189,7 +209,7 @@ impl RedisStore {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash())
             .arg(2)
-            .arg(&LeaseScript::keys(&ask.resource))
+            .arg(&LeaseScript::keys_in(&self.namespace, &ask.resource))
             .arg(&LeaseScript::args(ask));
         cmd
     }

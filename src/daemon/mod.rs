@@ -337,7 +337,8 @@ fn join_cluster(
     let store = crate::cluster::redis::RedisStore::new(
         &settings.cluster.redis_url,
         settings.cluster.store_timeout,
-    )?;
+    )?
+    .with_namespace(&settings.cluster.namespace);
     let id = config.id.clone();
     let (member, applies) = crate::cluster::member::Member::new(config, policy);
     crate::cluster::put_in_force(core, applies, core.clock().now());

@@ -202,6 +202,10 @@ fn cluster_settings_are_checked_and_name_the_member() {
             vec![("PRESCIENT_CLUSTER__SAFE_SHARE", "1.5")],
             "cluster.safe_share: must be in [0, 1]",
         ),
+        (
+            vec![url, ("PRESCIENT_CLUSTER__NAMESPACE", "a{b")],
+            "cluster.namespace: must be non-empty, without '{' or '}'",
+        ),
     ] {
         assert_eq!(from_env(&vars).unwrap_err().to_string(), message);
     }
