@@ -154,9 +154,15 @@ impl Member {
     /// One exchange's first half: from this tick's `wants` (per resource)
     /// and the others' as last heard, each resource's target; the share
     /// lowered to `min(in force, target)`, to put in force *before* the
-    /// asks are sent; and the asks. Nothing while an exchange is pending
-    /// (see [`Member::answered`]).
-    pub fn asks(&mut self, wants: &BTreeMap<String, Wants>) -> (Vec<Apply>, Vec<Ask>) {
+    /// asks are sent; and the asks. `held` gives the units in use on a
+    /// resource (0 for rate): no lease is lowered, nor asks, below them,
+    /// since capacity moves only once its holder has let go of it. Nothing
+    /// while an exchange is pending (see [`Member::answered`]).
+    pub fn asks(
+        &mut self,
+        wants: &BTreeMap<String, Wants>,
+        held: impl Fn(&str) -> u64,
+    ) -> (Vec<Apply>, Vec<Ask>) {
         if self.pending {
             return (Vec::new(), Vec::new());
         }
@@ -170,13 +176,19 @@ impl Member {
                 lease.others.iter().map(|(m, w)| (m.as_str(), w)).collect();
             all.push((&me, &mine));
             lease.target = plan(&lease.terms, &all, &me);
-            lease.in_force = lease.in_force.min(lease.target.capacity);
+            // Units still held stay under the lease until released: lower
+            // to them, and the store keeps them from the others.
+            let keep = lease
+                .target
+                .capacity
+                .max(held(name).min(lease.terms.capacity));
+            lease.in_force = lease.in_force.min(keep);
             applies.push((name.clone(), lease.target.share(lease.in_force)));
             asks.push(Ask {
                 resource: Arc::from(name.as_str()),
                 member: me.clone(),
                 capacity: lease.terms.capacity,
-                target: lease.target.capacity,
+                target: keep,
                 in_force: lease.in_force,
                 ttl: self.config.lease_ttl,
                 wants: serde_json::to_string(&mine).unwrap_or_default(),

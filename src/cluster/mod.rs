@@ -43,7 +43,8 @@ pub fn begin(
     now: Nanos,
 ) -> Vec<Ask> {
     put_in_force(core, member.expire(now), now);
-    let (lowered, asks) = member.asks(wants);
+    let held = |name: &str| core.resource_named(name).map_or(0, |r| r.held());
+    let (lowered, asks) = member.asks(wants, held);
     put_in_force(core, lowered, now);
     asks
 }

@@ -6,6 +6,8 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod answers;
+pub mod cluster;
+pub mod load;
 pub mod policies;
 pub mod probe;
 pub mod redis;

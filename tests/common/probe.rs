@@ -40,6 +40,25 @@ pub async fn metric(d: &Daemon, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Σ of every sample of `family` (a counter's name ends in `_total`)
+/// whose labels include `label` (e.g. `resource="api"`), if the daemon
+/// answers in time.
+pub async fn metric_sum(d: &Daemon, family: &str, label: &str) -> Option<f64> {
+    let (_, body) = get(d, "/metrics").await?;
+    let prefix = format!("{family}{{");
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter(|l| {
+                l.split('}')
+                    .next()
+                    .is_some_and(|labels| labels.contains(label))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
 /// The process's resident memory, in kB.
 pub fn rss_kb(pid: u32) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
