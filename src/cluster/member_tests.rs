@@ -132,12 +132,12 @@ fn a_lost_lease_falls_to_the_safe_share_or_is_held() {
 #[test]
 fn a_daemon_that_is_leaving_is_left_out_of_the_targets() {
     let (mut m, _) = member(OnStoreLoss::Hold);
-    m.asks(&wants(0.0));
+    m.asks(&wants(0.0), |_| 0);
     let busy = serde_json::to_string(&wants(900.0)["db"]).unwrap();
     m.granted("db", &reply(500, &[("x/1", "{}"), ("y/1", &busy)]), SEC);
     m.answered();
     assert_eq!(m.leases()[0].instances, 2);
-    assert!(m.asks(&wants(0.0)).1[0].target < 500);
+    assert!(m.asks(&wants(0.0), |_| 0).1[0].target < 500);
     m.granted(
         "db",
         &reply(100, &[("x/1", "{}"), ("y/1", r#"{"t":{},"l":true}"#)]),
@@ -145,5 +145,5 @@ fn a_daemon_that_is_leaving_is_left_out_of_the_targets() {
     );
     m.answered();
     assert_eq!(m.leases()[0].instances, 1);
-    assert_eq!(m.asks(&wants(0.0)).1[0].target, 1000, "alone again");
+    assert_eq!(m.asks(&wants(0.0), |_| 0).1[0].target, 1000, "alone again");
 }
