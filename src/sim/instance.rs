@@ -12,9 +12,9 @@ use super::oracle::Demand;
 use super::trace::Trace;
 use crate::admission::{Admission, AdmissionConfig};
 use crate::clock::{ManualClock, Nanos};
+use crate::cluster;
 use crate::cluster::member::{Member, MemberConfig, OnStoreLoss};
 use crate::cluster::store::{MemoryStore, Reply};
-use crate::cluster::{self};
 use crate::planner::{Forecasts, Planner, PlannerConfig, Wants};
 use crate::policy::{Kind, Policy};
 
@@ -31,6 +31,9 @@ pub(super) struct Instance {
     /// Its lease on every resource; none when it is the only daemon (it
     /// owns all of every capacity, as a daemon without `cluster` does).
     member: Option<Member>,
+    /// Per resource, the capacity its lease puts in force, as of its last
+    /// exchange (read after every daemon's exchange: kept, not rebuilt).
+    in_force: Vec<(String, u64)>,
     /// Concurrency leases of this tick (released at its end).
     pub leases: Vec<String>,
     /// This tick, per tenant and resource (trace order): tokens asked and
@@ -83,11 +86,13 @@ impl Instance {
             member
         });
         let zeros = vec![vec![0; trace.resources.len()]; trace.tenants.len()];
+        let in_force = member.as_ref().map_or_else(Vec::new, in_force);
         Self {
             forecasts: planner.as_ref().map(Planner::subscribe),
             core,
             planner,
             member,
+            in_force,
             leases: Vec::new(),
             asked: zeros.clone(),
             denied: zeros,
@@ -132,6 +137,7 @@ impl Instance {
             at,
             at,
         );
+        self.in_force = in_force(member);
     }
 
     /// Without a planner (reactive), wants are what the tick asked here:
@@ -165,11 +171,18 @@ impl Instance {
     /// The capacity its lease on `resource` puts in force here; `None`
     /// when it is the only daemon.
     pub(super) fn lease_capacity(&self, resource: &str) -> Option<u64> {
-        let member = self.member.as_ref()?;
-        member
-            .leases()
-            .into_iter()
-            .find(|l| l.resource == resource)
-            .map(|l| l.in_force)
+        self.in_force
+            .iter()
+            .find(|(name, _)| name == resource)
+            .map(|(_, c)| *c)
     }
+}
+
+/// What `member`'s leases put in force, per resource.
+fn in_force(member: &Member) -> Vec<(String, u64)> {
+    member
+        .leases()
+        .into_iter()
+        .map(|l| (l.resource, l.in_force))
+        .collect()
 }
