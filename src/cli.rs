@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 use crate::clock::SystemClock;
 use crate::policy::Policy;
 use crate::settings::{LogFormat, Overrides, Settings};
-use crate::sim::{self, Mode, Trace};
+use crate::sim::{self, Mode, Split, Trace};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,7 +73,32 @@ pub enum Command {
         /// Settings file (tick and planner keys are used).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Simulated daemons sharing each capacity through one lease
+        /// store; above 1, each mode also runs on one daemon to compare.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_instances)]
+        instances: usize,
+        /// Which daemon each row reaches: round-robin, hash:tenant or
+        /// hash:resource.
+        #[arg(long, default_value_t = Split::RoundRobin)]
+        split: Split,
     },
+}
+
+/// `--instances`: a whole number from 1 to [`sim::MAX_INSTANCES`].
+fn parse_instances(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    if n > sim::MAX_INSTANCES {
+        return Err(format!(
+            "{n} is more than {} simulated daemons",
+            sim::MAX_INSTANCES
+        ));
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -135,10 +160,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             plot,
             config,
+            instances,
+            split,
         } => simulate(
             &policy,
             &trace,
             mode.modes(),
+            &sim::Daemons { instances, split },
             json,
             plot.as_deref(),
             config.as_deref(),
@@ -167,6 +195,7 @@ fn simulate(
     policy: &std::path::Path,
     trace: &std::path::Path,
     modes: Vec<Mode>,
+    daemons: &sim::Daemons,
     json: bool,
     plot: Option<&std::path::Path>,
     config: Option<&std::path::Path>,
@@ -193,8 +222,10 @@ fn simulate(
             return Ok(ExitCode::FAILURE);
         }
     };
-    // Hidden when stderr is not a terminal (indicatif checks).
-    let bar = indicatif::ProgressBar::new(trace.rows.len() as u64 * modes.len() as u64);
+    // Hidden when stderr is not a terminal (indicatif checks). With many
+    // daemons each mode runs twice (the second time on one daemon).
+    let runs = if daemons.instances > 1 { 2 } else { 1 };
+    let bar = indicatif::ProgressBar::new(trace.rows.len() as u64 * modes.len() as u64 * runs);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{msg:>10} {wide_bar} {pos}/{len} rows, {eta} left",
@@ -205,11 +236,12 @@ fn simulate(
         .iter()
         .map(|&mode| {
             bar.set_message(mode.as_str());
-            sim::run(
+            sim::run_compared(
                 &policy,
                 &trace,
                 mode,
                 &settings.planner_config(),
+                daemons,
                 &mut |n| bar.inc(n),
             )
         })
@@ -220,6 +252,7 @@ fn simulate(
     }
     let report = sim::Report::new(
         &trace,
+        daemons,
         outcomes
             .into_iter()
             .map(|o| (o.mode.as_str(), o.report))

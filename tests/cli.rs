@@ -160,3 +160,74 @@ fn serve_refuses_a_bad_tokens_file() {
         "{err}"
     );
 }
+
+#[test]
+fn simulate_on_two_daemons_reports_them_and_the_one_daemon_figure() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let policy = format!("{dir}/examples/sim/cluster.yaml");
+    let trace = format!("{dir}/examples/sim/cluster.csv");
+    let args = [
+        "simulate",
+        "--policy",
+        &policy,
+        "--trace",
+        &trace,
+        "--mode",
+        "reactive",
+        "--instances",
+        "2",
+        "--split",
+        "hash:tenant",
+    ];
+    let (code, out, err) = prescient(&[&args[..], &["--json"]].concat(), &[]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["instances"], 2);
+    let m = &v["modes"]["reactive"];
+    assert_eq!(m["capacity_violations"], 0);
+    assert!(m["single_daemon_denied"].is_u64(), "{m}");
+    let (code, out, err) = prescient(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "2 daemons sharing one lease store, rows split hash:tenant",
+        "distributed denied ",
+    ] {
+        assert!(out.contains(line), "{line:?} not in:\n{out}");
+    }
+}
+
+#[test]
+fn simulate_refuses_a_bad_instances_or_split_naming_the_flag() {
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sim/cluster.yaml");
+    let trace = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sim/cluster.csv");
+    for (flag, value, reason) in [
+        ("--instances", "0", "must be at least 1"),
+        ("--instances", "two", "\"two\" is not a whole number"),
+        (
+            "--instances",
+            "5000",
+            "5000 is more than 1024 simulated daemons",
+        ),
+        (
+            "--split",
+            "hash:amount",
+            "split: \"amount\" is not a column rows can be routed by: use hash:tenant or hash:resource",
+        ),
+        (
+            "--split",
+            "random",
+            "split: \"random\" is not a split: use round-robin, hash:tenant or hash:resource",
+        ),
+    ] {
+        let (code, out, err) = prescient(
+            &[
+                "simulate", "--policy", policy, "--trace", trace, flag, value,
+            ],
+            &[],
+        );
+        assert_eq!(code, 2, "{flag} {value}: {err}");
+        assert!(out.is_empty(), "nothing printed: {out}");
+        assert!(err.contains(&format!("'{value}' for '{flag}")), "{err}");
+        assert!(err.contains(reason), "{flag} {value}: {err}");
+    }
+}

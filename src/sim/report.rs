@@ -2,7 +2,8 @@
 //! as one JSON object. The JSON is a contract for scripts (DESIGN §7):
 //!
 //! ```json
-//! {"modes": {"predictive": {
+//! {"instances": 1,
+//!  "modes": {"predictive": {
 //!     "total":   {"requests": 0, "granted": 0, "denied": 0, "tokens_asked": 0,
 //!                 "tokens_granted": 0, "tokens_denied": 0, "denial_rate": 0.0,
 //!                 "invalid": 0},
@@ -10,7 +11,8 @@
 //!     "capacity_violations": 0,
 //!     "utilization": {"db_queries": 0.0},
 //!     "pools": {"db_queries": {"reserve": 0.0, "guaranteed": 0.0,
-//!                              "shared": 0.0, "emergency": 0.0}}},
+//!                              "shared": 0.0, "emergency": 0.0}},
+//!     "single_daemon_denied": 0},
 //!   "reactive": {"...": "same shape"},
 //!   "oracle":   {"...": "same shape"}},
 //!  "trace": {"rows": 0, "seconds": 0.0, "tenants": 0, "resources": 0},
@@ -24,13 +26,20 @@
 //! duration` (rate) or the mean units held over capacity (concurrency);
 //! `pools` is the share of granted tokens each tier paid.
 //! `predictive_vs_reactive` is absent (never `null`) unless both modes ran
-//! and reactive denied some tokens. Keys may be added; these stay.
+//! and reactive denied some tokens. `instances` is the number of simulated
+//! daemons; `single_daemon_denied` is the tokens the same mode denied on
+//! one daemon (the cost of distribution is the difference). Keys may be
+//! added; these stay.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::Daemons;
+use super::capacity::{rate_violations, slack};
+use super::split::Split;
 use super::trace::Trace;
 use crate::admission::Registry;
 use crate::clock::Nanos;
@@ -85,6 +94,10 @@ pub struct ModeReport {
     pub capacity_violations: u64,
     pub utilization: BTreeMap<String, f64>,
     pub pools: BTreeMap<String, Pools>,
+    /// Tokens the same mode denied on one daemon: with `--instances 1`,
+    /// `total.tokens_denied` itself. Set by [`super::run_compared`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_daemon_denied: Option<u64>,
     #[serde(skip)]
     tenant_names: Vec<String>,
     #[serde(skip)]
@@ -108,6 +121,7 @@ impl ModeReport {
             capacity_violations: 0,
             utilization: BTreeMap::new(),
             pools: BTreeMap::new(),
+            single_daemon_denied: None,
             tenant_names: trace.tenants.clone(),
             resource_names: trace.resources.clone(),
             by_tier: vec![[0; 4]; trace.resources.len()],
@@ -153,22 +167,22 @@ impl ModeReport {
         }
     }
 
-    /// Capacity check and utilization, once the run is over.
-    pub(super) fn finish(&mut self, registry: &Registry, end: Nanos) {
+    /// Capacity check and utilization, once the run is over, against each
+    /// resource's global capacity; `registries` are every daemon's.
+    pub(super) fn finish(&mut self, registries: &[Arc<Registry>], end: Nanos) {
         let seconds = (end as f64 / 1e9).max(self.tick_secs);
         for (r, name) in self.resource_names.iter().enumerate() {
-            let Some(resource) = registry.resource(name) else {
+            let Some(spec) = self.policy.resources.get(name) else {
                 continue;
             };
-            let c = resource.capacity() as f64;
+            let c = spec.capacity as f64;
             let granted: u64 = self.per_tick[r].iter().sum();
-            let spec = &self.policy.resources[name];
             if spec.kind == Kind::Rate {
                 self.capacity_violations += rate_violations(
                     &self.per_tick[r],
                     c,
                     self.tick_secs,
-                    slack(registry, resource),
+                    slack(registries, name),
                 );
                 self.utilization
                     .insert(name.clone(), granted as f64 / (c * seconds));
@@ -198,46 +212,14 @@ impl ModeReport {
     }
 }
 
-/// What the pools of a resource can hold at once: every tenant's bucket
-/// depth plus everything not guaranteed (reserves, shared, emergency).
-fn slack(registry: &Registry, resource: &crate::admission::Resource) -> f64 {
-    let tenants = registry.tenants();
-    let depths: u64 = tenants
-        .iter()
-        .map(|t| t.allotments[resource.id].limit.depth())
-        .sum();
-    let guaranteed: u64 = tenants
-        .iter()
-        .map(|t| t.allotments[resource.id].limit.guaranteed)
-        .sum();
-    depths as f64 + resource.capacity().saturating_sub(guaranteed) as f64
-}
-
-/// Windows of 1, 10 and 60 ticks, and the whole run, in which more was
-/// granted than capacity allows: `C × window + slack`.
-fn rate_violations(per_tick: &[u64], capacity: f64, tick_secs: f64, slack: f64) -> u64 {
-    let mut violations = 0;
-    for window in [1, 10, 60, per_tick.len().max(1)] {
-        if window > per_tick.len() {
-            continue;
-        }
-        let mut sum: u64 = per_tick[..window].iter().sum();
-        let bound = capacity * window as f64 * tick_secs + slack;
-        for i in window..=per_tick.len() {
-            if sum as f64 > bound {
-                violations += 1;
-            }
-            if i < per_tick.len() {
-                sum = sum + per_tick[i] - per_tick[i - window];
-            }
-        }
-    }
-    violations
-}
-
 /// A whole simulation: every mode that ran.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// Simulated daemons sharing each capacity (`--instances`).
+    pub instances: usize,
+    /// How rows were dealt to them (the text says; the JSON does not).
+    #[serde(skip)]
+    pub split: Split,
     pub modes: BTreeMap<&'static str, ModeReport>,
     pub trace: TraceSummary,
     pub summary: Summary,
@@ -262,7 +244,11 @@ pub struct Summary {
 }
 
 impl Report {
-    pub fn new(trace: &Trace, modes: BTreeMap<&'static str, ModeReport>) -> Self {
+    pub fn new(
+        trace: &Trace,
+        daemons: &Daemons,
+        modes: BTreeMap<&'static str, ModeReport>,
+    ) -> Self {
         let tokens_denied: BTreeMap<_, _> = modes
             .iter()
             .map(|(k, m)| (*k, m.total.tokens_denied))
@@ -275,6 +261,8 @@ impl Report {
             _ => None,
         };
         Self {
+            instances: daemons.instances,
+            split: daemons.split,
             modes,
             trace: TraceSummary {
                 rows: trace.rows.len(),
@@ -301,6 +289,13 @@ impl Report {
             "trace: {} rows, {:.0} s, {} tenants, {} resources",
             self.trace.rows, self.trace.seconds, self.trace.tenants, self.trace.resources
         );
+        if self.instances > 1 {
+            let _ = writeln!(
+                out,
+                "{} daemons sharing one lease store, rows split {}",
+                self.instances, self.split
+            );
+        }
         for (mode, m) in &self.modes {
             let _ = writeln!(out, "\n{mode}");
             let _ = writeln!(
@@ -335,6 +330,15 @@ impl Report {
                 );
             }
             let _ = writeln!(out, "  capacity violations: {}", m.capacity_violations);
+            if self.instances > 1
+                && let Some(single) = m.single_daemon_denied
+            {
+                let _ = writeln!(
+                    out,
+                    "  {}",
+                    distribution_cost(m.total.tokens_denied, single)
+                );
+            }
             for (r, u) in &m.utilization {
                 let p = m.pools.get(r).copied().unwrap_or_default();
                 let _ = writeln!(
@@ -362,4 +366,23 @@ impl Report {
         }
         out + &line + "\n"
     }
+}
+
+/// How many more tokens the daemons denied than one daemon did.
+fn distribution_cost(distributed: u64, single: u64) -> String {
+    let tokens = format!("({distributed} tokens, one daemon {single})");
+    if single == 0 {
+        return if distributed == 0 {
+            "distributed denied as much as one daemon (0 tokens)".into()
+        } else {
+            format!("distributed denied {distributed} tokens, one daemon none")
+        };
+    }
+    let more = (distributed as f64 / single as f64 - 1.0) * 100.0;
+    let (size, word) = if more >= 0.0 {
+        (more, "more")
+    } else {
+        (-more, "fewer")
+    };
+    format!("distributed denied {size:.1}% {word} than one daemon {tokens}")
 }

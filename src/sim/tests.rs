@@ -36,7 +36,16 @@ fn all_modes(minutes: u64) -> Vec<Outcome> {
     let trace = trace(minutes);
     Mode::ALL
         .iter()
-        .map(|&m| run(&policy, &trace, m, &PlannerConfig::default(), &mut |_| {}))
+        .map(|&m| {
+            run(
+                &policy,
+                &trace,
+                m,
+                &PlannerConfig::default(),
+                &Daemons::default(),
+                &mut |_| {},
+            )
+        })
         .collect()
 }
 
@@ -73,6 +82,7 @@ fn the_json_report_keeps_the_documented_keys() {
     let trace = trace(12);
     let report = Report::new(
         &trace,
+        &Daemons::default(),
         outcomes
             .into_iter()
             .map(|o| (o.mode.as_str(), o.report))
@@ -115,7 +125,8 @@ fn predictive_vs_reactive_is_absent_not_null_when_a_mode_is_missing() {
         .map(|o| (o.mode.as_str(), o.report))
         .collect();
     let v: serde_json::Value =
-        serde_json::from_str(&Report::new(&trace, reactive_only).to_json()).unwrap();
+        serde_json::from_str(&Report::new(&trace, &Daemons::default(), reactive_only).to_json())
+            .unwrap();
     let summary = v["summary"].as_object().unwrap();
     assert!(
         !summary.contains_key("predictive_vs_reactive"),
