@@ -7,10 +7,9 @@ use crate::pool::Tier;
 
 /// Demand as the core saw it since the last fold. A grant costs one CAS
 /// (a request and its tokens, in the tally of the tier that completed the
-/// payment; a split grant adds the other tiers' tokens too), and so does a
-/// denial. No count carries into another, and none is lost, however late
-/// the fold (see [`Tally`]); caller-supplied sums (hold times, sizes)
-/// saturate.
+/// payment; a split grant adds the other tiers' tokens too), and so do a
+/// denial and a hold time. No count carries into another, and none is
+/// lost, however late the fold (see [`Tally`]); sums saturate.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Per tier: requests whose payment this tier completed, and tokens
@@ -18,43 +17,46 @@ pub struct Counters {
     grants: [Tally; 4],
     /// Denied requests and their tokens.
     denials: Tally,
-    /// Work reported done (Release, Report): hold time and size, summed.
-    hold_ns: AtomicU64,
-    holds: AtomicU64,
+    /// Work reported done (Release, Report): how many had a hold time,
+    /// and their hold times (ns) summed.
+    holds: Tally,
+    /// Sizes reported (tokens or units used), summed.
     used: AtomicU64,
 }
 
-/// Bits of a [`Tally`]'s packed word that count tokens; the rest count
-/// requests.
-const TOKEN_BITS: u32 = 40;
-/// The most tokens the packed word holds (2^40 - 1, about 10^12).
-const MAX_TOKENS: u64 = (1 << TOKEN_BITS) - 1;
-/// The most requests it holds (2^24 - 1, about 1.6 × 10^7).
-const MAX_REQUESTS: u64 = u64::MAX >> TOKEN_BITS;
+/// Bits of a [`Tally`]'s packed word that hold the sum; the rest hold
+/// the count.
+const SUM_BITS: u32 = 40;
+/// The largest sum the packed word holds (2^40 - 1: about 10^12 tokens,
+/// or 18 minutes of hold time).
+const MAX_SUM: u64 = (1 << SUM_BITS) - 1;
+/// The largest count it holds (2^24 - 1, about 1.6 × 10^7).
+const MAX_COUNT: u64 = u64::MAX >> SUM_BITS;
 
-/// Requests and their tokens since the last fold, packed in one word so
-/// one CAS counts both. An add that would take either field past its
-/// maximum moves the word (with the add) into two wide words instead, in
-/// the same CAS loop: the CAS that empties the word is the one that read
-/// its fields, so nothing is counted twice, lost, or carried from one
-/// field into the other. The wide words saturate.
+/// A count and a sum since the last fold (requests and their tokens, or
+/// holds and their nanoseconds), packed in one word so one CAS adds to
+/// both. An add that would take either field past its maximum moves the
+/// word (with the add) into two wide words instead, in the same CAS loop:
+/// the CAS that empties the word is the one that read its fields, so
+/// nothing is counted twice, lost, or carried from one field into the
+/// other. The wide words saturate.
 #[derive(Debug, Default)]
 struct Tally {
     packed: AtomicU64,
-    requests: AtomicU64,
-    tokens: AtomicU64,
+    count: AtomicU64,
+    sum: AtomicU64,
 }
 
 impl Tally {
-    /// Counts `requests` (0 or 1) asking `tokens`.
+    /// Adds `count` (0 or 1) and `sum`.
     #[inline]
-    fn add(&self, requests: u64, tokens: u64) {
+    fn add(&self, count: u64, sum: u64) {
         let mut seen = self.packed.load(Ordering::Relaxed);
         loop {
-            let (r, t) = (seen >> TOKEN_BITS, seen & MAX_TOKENS);
-            let fits = requests <= MAX_REQUESTS - r && tokens <= MAX_TOKENS - t;
+            let (c, s) = (seen >> SUM_BITS, seen & MAX_SUM);
+            let fits = count <= MAX_COUNT - c && sum <= MAX_SUM - s;
             let next = if fits {
-                seen + (requests << TOKEN_BITS) + tokens
+                seen + (count << SUM_BITS) + sum
             } else {
                 0
             };
@@ -65,7 +67,7 @@ impl Tally {
                 Ordering::Relaxed,
             ) {
                 Ok(_) if fits => return,
-                Ok(_) => return self.spill(r + requests, t.saturating_add(tokens)),
+                Ok(_) => return self.spill(c + count, s.saturating_add(sum)),
                 Err(actual) => seen = actual,
             }
         }
@@ -73,19 +75,19 @@ impl Tally {
 
     /// Adds what the packed word could not hold to the wide words.
     #[cold]
-    fn spill(&self, requests: u64, tokens: u64) {
-        saturating_add(&self.requests, requests);
-        saturating_add(&self.tokens, tokens);
+    fn spill(&self, count: u64, sum: u64) {
+        saturating_add(&self.count, count);
+        saturating_add(&self.sum, sum);
     }
 
-    /// Takes (requests, tokens) counted since the last take.
+    /// Takes (count, sum) added since the last take.
     fn take(&self) -> (u64, u64) {
         let packed = self.packed.swap(0, Ordering::Relaxed);
-        let requests = self.requests.swap(0, Ordering::Relaxed);
-        let tokens = self.tokens.swap(0, Ordering::Relaxed);
+        let count = self.count.swap(0, Ordering::Relaxed);
+        let sum = self.sum.swap(0, Ordering::Relaxed);
         (
-            requests.saturating_add(packed >> TOKEN_BITS),
-            tokens.saturating_add(packed & MAX_TOKENS),
+            count.saturating_add(packed >> SUM_BITS),
+            sum.saturating_add(packed & MAX_SUM),
         )
     }
 }
@@ -144,8 +146,7 @@ impl Counters {
     /// used (off the hot path: Release and Report).
     pub fn record_work(&self, hold: Option<u64>, used: Option<u64>) {
         if let Some(ns) = hold {
-            saturating_add(&self.hold_ns, ns);
-            self.holds.fetch_add(1, Ordering::Relaxed);
+            self.holds.add(1, ns);
         }
         if let Some(n) = used {
             saturating_add(&self.used, n);
@@ -155,8 +156,7 @@ impl Counters {
     /// Takes what was counted since the last fold.
     pub fn fold(&self) -> Demand {
         let (denials, denied) = self.denials.take();
-        let holds = self.holds.swap(0, Ordering::Relaxed);
-        let hold_ns = self.hold_ns.swap(0, Ordering::Relaxed);
+        let (holds, hold_ns) = self.holds.take();
         let mut demand = Demand {
             requests: denials,
             asked: denied,
@@ -219,20 +219,20 @@ mod tests {
             guaranteed: n,
             ..Split::default()
         };
-        c.record_grant(&split(MAX_TOKENS - 1), Tier::Guaranteed, MAX_TOKENS - 1);
+        c.record_grant(&split(MAX_SUM - 1), Tier::Guaranteed, MAX_SUM - 1);
         c.record_grant(&split(10), Tier::Guaranteed, 10);
         c.record_grant(&split(3), Tier::Guaranteed, 3);
         let d = c.fold();
         assert_eq!(d.requests, 3);
-        assert_eq!(d.by_tier[g], MAX_TOKENS + 12);
+        assert_eq!(d.by_tier[g], MAX_SUM + 12);
         // Requests: the field full, as after 2^24 - 1 grants in one fold.
         c.grants[g]
             .packed
-            .store((MAX_REQUESTS << TOKEN_BITS) | 5, Ordering::Relaxed);
+            .store((MAX_COUNT << SUM_BITS) | 5, Ordering::Relaxed);
         c.record_grant(&split(7), Tier::Guaranteed, 7);
         c.record_grant(&split(1), Tier::Guaranteed, 1);
         let d = c.fold();
-        assert_eq!(d.requests, MAX_REQUESTS + 2);
+        assert_eq!(d.requests, MAX_COUNT + 2);
         assert_eq!(d.by_tier[g], 13);
         assert_eq!(d.asked, 13);
         assert_eq!(c.fold(), Demand::default());
@@ -271,6 +271,18 @@ mod tests {
         assert_eq!(folded.denied + d.denied, 7 * n);
         assert_eq!(folded.by_tier[1] + d.by_tier[1], 2 * n);
         assert_eq!(folded.by_tier[2] + d.by_tier[2], 3 * n);
+    }
+
+    #[test]
+    fn hold_times_past_the_packed_sum_average_exactly() {
+        // Three holds of 10 minutes: 30 minutes, past the packed word's 18.
+        let c = Counters::default();
+        let ten_minutes = 600 * 1_000_000_000;
+        for _ in 0..3 {
+            c.record_work(Some(ten_minutes), None);
+        }
+        assert_eq!(c.fold().hold, Some(ten_minutes));
+        assert_eq!(c.fold().hold, None);
     }
 
     #[test]
