@@ -70,11 +70,15 @@ impl Admission {
         req: &AcquireRequest<'_>,
         now: Nanos,
     ) -> Result<Decision, AdmissionError> {
-        let registry = self.registry.load();
+        let registry = self.registry.current();
         let (tenant, resource) = Self::resolve(&registry, req.tenant, req.resource, now)?;
-        let decision = self.decide(&tenant, resource, req.amount, req.lease, Scope::All, now)?;
-        self.count(&tenant, resource, req.amount, &decision);
-        Ok(decision)
+        let decision = self.decide(&tenant, resource, req.amount, req.lease, Scope::All, now);
+        // Counted where it lies: moving the decision out of its `Result`
+        // and back in was a visible copy in the profile.
+        if let Ok(decision) = &decision {
+            self.count(&tenant, resource, req.amount, decision);
+        }
+        decision
     }
 
     /// The first attempt of a `request_id`: run once per id in its window;
@@ -86,7 +90,7 @@ impl Admission {
         let id = req.request_id.unwrap_or_default();
         let now = self.clock.now();
         let slot = {
-            let registry = self.registry.load();
+            let registry = self.registry.current();
             let (tenant, resource) = Self::resolve(&registry, req.tenant, req.resource, now)?;
             self.requests.slot(&tenant, id, resource, req.amount, now)?
         };
@@ -101,7 +105,7 @@ impl Admission {
             return Admit::Decided(Err(AdmissionError::Unavailable));
         }
         let now = self.clock.now();
-        let registry = self.registry.load();
+        let registry = self.registry.current();
         let (tenant, resource) = match Self::resolve(&registry, req.tenant, req.resource, now) {
             Ok(found) => found,
             Err(e) => return Admit::Decided(Err(e)),

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::allotment::Allotment;
 use super::error::AdmissionError;
+use super::in_force::InForce;
 use super::lease::{LeaseId, Leases};
 use super::registry::Registry;
 use super::requests::RequestLog;
@@ -59,9 +59,8 @@ impl Default for AdmissionConfig {
 /// The admission core of one daemon.
 pub struct Admission {
     pub(super) clock: Arc<dyn Clock>,
-    /// The policy in force; a reload swaps it whole. Reading it costs the
-    /// hot path one `ArcSwap::load` (a few ns, no lock).
-    pub(super) registry: ArcSwap<Registry>,
+    /// The policy in force; a reload swaps it whole.
+    pub(super) registry: InForce,
     /// Serialises reloads.
     pub(super) reloading: Mutex<()>,
     /// Where dispatchers of resources a reload adds are started.
@@ -83,7 +82,7 @@ impl Admission {
     /// Builds the pools of a validated policy.
     pub fn new(policy: &Policy, config: AdmissionConfig, clock: Arc<dyn Clock>) -> Self {
         Self {
-            registry: ArcSwap::from_pointee(Registry::new(policy, config.max_default_tenants)),
+            registry: InForce::new(Registry::new(policy, config.max_default_tenants)),
             reloading: Mutex::new(()),
             background: Mutex::new(None),
             leases: Leases::new(config.max_leases),

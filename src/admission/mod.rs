@@ -4,9 +4,9 @@
 
 // Bottom up, each file uses only files before it in this order (no
 // cycles): error, api, counters, qos, share → allotment → tenant, lease,
-// queue → resource → registry, requests → take → facade (the `Admission`
-// struct) → acquire, dispatch, release, report, reload, sharing (its calls). This file
-// only declares and re-exports.
+// queue → listed, resource → registry, requests → in_force → take →
+// facade (the `Admission` struct) → acquire, dispatch, release, report,
+// reload, sharing (its calls). This file only declares and re-exports.
 mod acquire;
 mod allotment;
 mod api;
@@ -14,7 +14,9 @@ mod counters;
 mod dispatch;
 mod error;
 mod facade;
+mod in_force;
 mod lease;
+mod listed;
 mod qos;
 mod queue;
 mod registry;

@@ -11,6 +11,7 @@ use foldhash::fast::RandomState;
 
 use super::allotment::Holdings;
 use super::error::AdmissionError;
+use super::listed::{Listed, same_name};
 use super::qos::Qos;
 use super::resource::Resource;
 use super::tenant::{Tenant, TenantRef};
@@ -29,8 +30,8 @@ pub struct Registry {
     live: Box<[Arc<Resource>]>,
     resource_ids: HashMap<Arc<str>, usize, RandomState>,
     /// Tenants the policy lists: read-only after load, so the hot path's
-    /// lookup takes no lock.
-    listed: HashMap<Arc<str>, Arc<Tenant>, RandomState>,
+    /// lookup takes no lock and calls no `memcmp`.
+    listed: Listed,
     /// Tenants created from `defaults` on first use.
     created: DashMap<Arc<str>, Arc<Tenant>, RandomState>,
     defaults: Option<(TenantSpec, Qos)>,
@@ -96,7 +97,7 @@ impl Registry {
             resources: resources.into(),
             live: live.into(),
             resource_ids,
-            listed: Default::default(),
+            listed: Listed::new(std::iter::empty()),
             created: DashMap::with_hasher(RandomState::default()),
             defaults,
             max_default_tenants,
@@ -117,10 +118,10 @@ impl Registry {
                 let reload = previous.is_some();
                 let tenant =
                     registry.build_tenant(name, spec, false, before.as_deref(), reload, now);
-                (tenant.name.clone(), Arc::new(tenant))
+                Arc::new(tenant)
             })
-            .collect();
-        registry.listed = listed;
+            .collect::<Vec<_>>();
+        registry.listed = Listed::new(listed.into_iter());
         if let Some((spec, _)) = &registry.defaults {
             for before in carried {
                 let tenant =
@@ -201,7 +202,11 @@ impl Registry {
         // A policy names a handful of resources: comparing names beats
         // hashing one.
         if self.live.len() <= 8 {
-            return self.live.iter().find(|r| *r.name == *name).map(|r| &**r);
+            return self
+                .live
+                .iter()
+                .find(|r| same_name(&r.name, name))
+                .map(|r| &**r);
         }
         self.resource_ids.get(name).map(|&i| &*self.resources[i])
     }
@@ -238,7 +243,7 @@ impl Registry {
     /// Every tenant, listed and created.
     pub fn tenants(&self) -> Vec<Arc<Tenant>> {
         self.listed
-            .values()
+            .iter()
             .cloned()
             .chain(self.created.iter().map(|e| e.value().clone()))
             .collect()

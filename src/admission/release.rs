@@ -31,7 +31,7 @@ impl Admission {
     pub fn release(&self, lease_id: &str) -> Result<Released, AdmissionError> {
         let id = parse_lease(lease_id, "lease_id")?;
         let now = self.clock.now();
-        let registry = self.registry.load();
+        let registry = self.registry.current();
         if let Some(lease) = self.end_lease(&registry, id, now) {
             let resource = &registry.resources[lease.resource];
             self.observe_work(

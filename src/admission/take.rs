@@ -111,28 +111,36 @@ pub(super) fn denial(
     scope: Scope,
     now: Nanos,
 ) -> Denial {
-    let remaining = remaining(resource, allotment, scope, now);
-    let wait = match resource.kind {
+    let (remaining, wait) = match resource.kind {
         Kind::Rate => {
+            // One look per bucket gives both what it holds and how it fills.
             let mut pools = [(0.0, 0.0, 0); 4];
             let mut n = 0;
+            let mut remaining = 0;
             for &t in allotment.tiers(scope == Scope::Own) {
-                if let Pool::Rate(b) = resource.pool(allotment, t) {
-                    pools[n] = b.outlook(now);
-                    n += 1;
+                match resource.pool(allotment, t) {
+                    Pool::Rate(b) => {
+                        let o = b.outlook(now);
+                        remaining += o.available;
+                        pools[n] = (o.fill, o.rate, o.depth);
+                        n += 1;
+                    }
+                    pool => remaining += pool.available(now),
                 }
             }
             // Not reachable at the current sizes: look again after the next
             // resize, one tick (1 s) away at most.
-            seconds_to_gather(&pools[..n], amount).unwrap_or(1.0)
+            let wait = seconds_to_gather(&pools[..n], amount).unwrap_or(1.0);
+            (remaining, wait)
         }
         Kind::Concurrency => {
+            let remaining = remaining(resource, allotment, scope, now);
             // Units come back as leases end: with `held` leases of mean hold
             // time H, one unit returns every H / held on average.
             let deficit = amount.saturating_sub(remaining).max(1);
             let held = resource.held().max(1);
             let hold = resource.hold_time() as f64 / NANOS_PER_SEC as f64;
-            (hold * deficit as f64 / held as f64).max(0.001)
+            (remaining, (hold * deficit as f64 / held as f64).max(0.001))
         }
     };
     Denial {

@@ -47,6 +47,7 @@
 //! reads never grant more than either generation's parameters allow and
 //! never see a mix of two generations.
 
+use super::Outlook;
 use super::sync::{AtomicU64, Mutex, Ordering};
 use super::word::{State, Word};
 use crate::clock::{NANOS_PER_SEC, Nanos};
@@ -207,11 +208,6 @@ impl Bucket {
         }
     }
 
-    #[cfg(test)]
-    fn take_up_to_n(&self, want: u64, now: Nanos) -> u64 {
-        self.take_up_to(want, now).0
-    }
-
     /// Returns `n` tokens taken earlier; a full bucket stays full.
     pub fn put_back(&self, n: u64, now: Nanos) {
         self.update(now, |tat, interval, _, now| {
@@ -287,16 +283,22 @@ impl Bucket {
         self.look().1.nominal
     }
 
-    /// Fill now in tokens (fractional, negative when in debt), the refill
-    /// rate actually applied, and depth, read consistently.
-    pub fn outlook(&self, now: Nanos) -> (f64, f64, u64) {
+    /// The bucket at `now`, from one consistent look (what a denial
+    /// reports: one look per pool, not one per figure).
+    pub fn outlook(&self, now: Nanos) -> Outlook {
         let (s, p) = self.look();
-        (fill(s.tat, p, ticks(now)), rate_of(p.interval), p.depth)
+        let now = ticks(now);
+        Outlook {
+            available: available_at(s.tat, p, now),
+            fill: fill(s.tat, p, now),
+            rate: rate_of(p.interval),
+            depth: p.depth,
+        }
     }
 
     /// Tokens owed now (0 unless a debit put the bucket below empty).
     pub fn debt(&self, now: Nanos) -> u64 {
-        let (fill, _, _) = self.outlook(now);
+        let fill = self.outlook(now).fill;
         if fill < 0.0 { (-fill).ceil() as u64 } else { 0 }
     }
 

@@ -5,6 +5,11 @@ use super::*;
 
 const SEC: Nanos = NANOS_PER_SEC;
 
+/// Tokens a take got.
+fn take_n(b: &Bucket, want: u64, now: Nanos) -> u64 {
+    b.take_up_to(want, now).0
+}
+
 #[test]
 fn an_empty_bucket_fills_at_its_rate() {
     let b = Bucket::new_empty(100.0, 100, SEC);
@@ -27,10 +32,10 @@ fn a_full_bucket_holds_its_depth_and_one_token_less_after_a_take() {
 #[test]
 fn full_bucket_grants_its_depth_then_refills_at_its_rate() {
     let b = Bucket::new(10.0, 20);
-    assert_eq!(b.take_up_to_n(100, 0), 20);
-    assert_eq!(b.take_up_to_n(1, 0), 0);
+    assert_eq!(take_n(&b, 100, 0), 20);
+    assert_eq!(take_n(&b, 1, 0), 0);
     assert_eq!(b.available(SEC / 2), 5);
-    assert_eq!(b.take_up_to_n(100, SEC), 10);
+    assert_eq!(take_n(&b, 100, SEC), 10);
     assert_eq!(b.available(100 * SEC), 20, "never more than depth");
 }
 
@@ -38,9 +43,9 @@ fn full_bucket_grants_its_depth_then_refills_at_its_rate() {
 fn uneven_intervals_still_grant_the_whole_depth_one_by_one() {
     let b = Bucket::new(3.0, 3);
     for _ in 0..3 {
-        assert_eq!(b.take_up_to_n(1, 0), 1);
+        assert_eq!(take_n(&b, 1, 0), 1);
     }
-    assert_eq!(b.take_up_to_n(1, 0), 0);
+    assert_eq!(take_n(&b, 1, 0), 0);
     // Intervals round up (never over-grant): full a hair after 1 s.
     assert_eq!(b.available(SEC), 2);
     assert_eq!(b.available(SEC + 1), 3);
@@ -49,7 +54,7 @@ fn uneven_intervals_still_grant_the_whole_depth_one_by_one() {
 #[test]
 fn put_back_returns_tokens_but_never_overfills() {
     let b = Bucket::new(10.0, 10);
-    assert_eq!(b.take_up_to_n(6, 0), 6);
+    assert_eq!(take_n(&b, 6, 0), 6);
     b.put_back(4, 0);
     assert_eq!(b.available(0), 8);
     b.put_back(100, 0);
@@ -69,7 +74,7 @@ fn debt_blocks_until_refilled() {
 #[test]
 fn time_until_follows_the_refill_rate() {
     let b = Bucket::new(100.0, 100);
-    b.take_up_to_n(100, 0);
+    take_n(&b, 100, 0);
     assert_eq!(b.time_until(50, 0), Some(SEC / 2));
     assert_eq!(b.time_until(0, 0), Some(0));
     assert_eq!(b.time_until(101, 0), None, "deeper than the bucket");
@@ -79,7 +84,7 @@ fn time_until_follows_the_refill_rate() {
 #[test]
 fn set_rate_keeps_tokens_and_caps_them_at_the_new_depth() {
     let b = Bucket::new(10.0, 10);
-    b.take_up_to_n(4, 0);
+    take_n(&b, 4, 0);
     b.set_rate(100.0, 100, 0);
     assert_eq!(b.available(0), 6, "resizing creates no tokens");
     assert_eq!(b.available(SEC), 100);
@@ -99,7 +104,7 @@ fn concurrent_takers_never_exceed_depth_plus_refill() {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let b = b.clone();
-                s.spawn(move || (0..2000).map(|_| b.take_up_to_n(1, 0)).sum::<u64>())
+                s.spawn(move || (0..2000).map(|_| take_n(&b, 1, 0)).sum::<u64>())
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).sum()
@@ -129,7 +134,7 @@ fn a_debt_saturated_at_the_end_of_time_is_only_debt() {
 fn a_resize_moves_the_generation_and_keeps_the_fill() {
     let b = Bucket::new(100.0, 100);
     let g0 = b.word.load().generation;
-    b.take_up_to_n(40, 0);
+    take_n(&b, 40, 0);
     b.set_rate(100.0, 100, 0);
     assert_eq!(b.word.load().generation, g0 + 1, "even an equal resize");
     assert_eq!(b.available(0), 60);

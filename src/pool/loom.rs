@@ -45,16 +45,20 @@ fn reads_racing_a_resize_see_one_generation_whole() {
         let reader = {
             let b = b.clone();
             thread::spawn(move || {
-                let (fill, rate, depth) = b.outlook(NOW);
-                (fill, rate.round(), depth)
+                let o = b.outlook(NOW);
+                (o.available, o.fill, o.rate.round(), o.depth)
             })
         };
         b.set_rate(R2.0, R2.1, NOW);
-        let (fill, rate, depth) = reader.join().unwrap();
+        let (available, fill, rate, depth) = reader.join().unwrap();
         // Before the resize: full at depth 3 and ~1000/s; after: 2 and ~2000/s.
-        let whole = (depth == R1.1 && rate == R1.0.round() && fill == R1.1 as f64)
-            || (depth == R2.1 && rate == R2.0.round() && fill == R2.1 as f64);
-        assert!(whole, "mixed: fill {fill}, rate {rate}, depth {depth}");
+        let whole = |(r, d): (f64, u64)| {
+            depth == d && rate == r.round() && fill == d as f64 && available == d
+        };
+        assert!(
+            whole(R1) || whole(R2),
+            "mixed: available {available}, fill {fill}, rate {rate}, depth {depth}"
+        );
     });
 }
 

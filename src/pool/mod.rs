@@ -75,6 +75,20 @@ impl Split {
     }
 }
 
+/// A bucket at one instant ([`Bucket::outlook`]), every figure from the
+/// same state and parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outlook {
+    /// Tokens that could be taken now.
+    pub available: u64,
+    /// Tokens held (fractional, negative when in debt).
+    pub fill: f64,
+    /// The refill rate actually applied, tokens/s.
+    pub rate: f64,
+    /// Depth in tokens.
+    pub depth: u64,
+}
+
 /// One pool of either kind.
 #[derive(Debug)]
 pub enum Pool {
