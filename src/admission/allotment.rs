@@ -60,13 +60,19 @@ impl Holdings {
     /// Resizes the guaranteed pool to `limit` if it differs (a reload);
     /// tokens held are kept up to the new depth, units held stay held.
     pub(super) fn fit(&self, kind: Kind, limit: &LimitSpec, now: Nanos) {
-        let depth = match kind {
-            Kind::Rate => limit.depth(),
-            Kind::Concurrency => limit.guaranteed,
-        };
+        let depth = guaranteed_depth(kind, limit);
         if self.guaranteed.size() != limit.guaranteed as f64 || self.guaranteed.depth() != depth {
             self.guaranteed.resize(limit.guaranteed as f64, depth, now);
         }
+    }
+}
+
+/// The depth of the guaranteed pool `limit` gives: a rate bucket's burst,
+/// or the units of a concurrency pool.
+pub(super) fn guaranteed_depth(kind: Kind, limit: &LimitSpec) -> u64 {
+    match kind {
+        Kind::Rate => limit.depth(),
+        Kind::Concurrency => limit.guaranteed,
     }
 }
 

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::allotment::{Allotment, Holdings};
+use super::allotment::{Allotment, Holdings, guaranteed_depth};
 use super::qos::Qos;
 use super::queue::WaitQueue;
 use super::share::{Share, localized};
@@ -345,10 +345,7 @@ impl Resource {
         } else {
             max_reserve.min(unguaranteed)
         };
-        let own = match self.kind {
-            Kind::Rate => limit.depth(),
-            Kind::Concurrency => g,
-        };
+        let own = guaranteed_depth(self.kind, &limit);
         let emergency = if qos.emergency { policy_emergency } else { 0 };
         Allotment::new(holdings, limit, qos, own + beyond_own + emergency)
     }

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::allotment::Holdings;
+use super::allotment::{Holdings, guaranteed_depth};
 use super::error::AdmissionError;
 use super::facade::{Admission, allotment};
 use super::share::{Share, localized};
 use crate::clock::Nanos;
-use crate::policy::{Kind, LimitSpec};
+use crate::policy::LimitSpec;
 
 /// What putting a share in force did.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -82,11 +82,7 @@ impl Admission {
 
         // 1. Shrink: guarantees, emergency, then reserves to what is left.
         for (h, l) in &local {
-            let depth = if r.kind == Kind::Rate {
-                l.depth()
-            } else {
-                l.guaranteed
-            };
+            let depth = guaranteed_depth(r.kind, l);
             if (l.guaranteed as f64) < h.guaranteed.size() || depth < h.guaranteed.depth() {
                 let before = h.guaranteed.size() as u64;
                 h.fit(r.kind, l, now);
@@ -129,14 +125,8 @@ impl Admission {
 
         // 3. Grow: guarantees and emergency, into the room just made.
         for (h, l) in &local {
-            if (l.guaranteed as f64) > h.guaranteed.size() || {
-                let depth = if r.kind == Kind::Rate {
-                    l.depth()
-                } else {
-                    l.guaranteed
-                };
-                depth > h.guaranteed.depth()
-            } {
+            let depth = guaranteed_depth(r.kind, l);
+            if (l.guaranteed as f64) > h.guaranteed.size() || depth > h.guaranteed.depth() {
                 h.fit(r.kind, l, now);
             }
         }
