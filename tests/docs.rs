@@ -187,7 +187,7 @@ fn acquire_logs_its_decision_inside_its_span_at_debug() {
             let mut wanted = vec!["DEBUG", "acquire{tenant=newcomer resource=db_queries}:"];
             wanted.extend(parts);
             eventually(Duration::from_secs(10), what, || async {
-                daemon.logged(&wanted).then_some(())
+                daemon.logged_yet(&wanted).then_some(())
             })
             .await;
         }

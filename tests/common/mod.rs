@@ -76,10 +76,13 @@ impl Daemon {
         let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("prescient listening") {
-                    let _ = tx.send(line.clone());
-                }
+                // Kept before it is announced: whoever waits on "listening"
+                // then finds it, and every line before it, in the log.
+                let listening = line.contains("prescient listening").then(|| line.clone());
                 lines.lock().unwrap().push(line);
+                if let Some(line) = listening {
+                    let _ = tx.send(line);
+                }
             }
         });
         let line = rx
@@ -142,8 +145,25 @@ impl Daemon {
             .and_then(|v| v.parse().ok())
     }
 
-    /// Whether some log line contains every one of `parts`.
+    /// Whether some log line contains every one of `parts`, waiting up to
+    /// `ANSWER` for it: the daemon writes a line before the effect a test
+    /// observes, but the thread reading its stderr may not have read it yet.
     pub fn logged(&self, parts: &[&str]) -> bool {
+        let deadline = Instant::now() + ANSWER;
+        loop {
+            if self.logged_yet(parts) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether some line read so far contains every one of `parts` (for
+    /// asserting that something was *not* logged).
+    pub fn logged_yet(&self, parts: &[&str]) -> bool {
         self.log
             .lock()
             .unwrap()
