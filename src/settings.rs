@@ -79,9 +79,13 @@ pub struct GrpcSettings {
 #[serde(deny_unknown_fields)]
 pub struct ClusterSettings {
     /// `redis://[user:password@]host:port/db` (or `valkey://`, `unix://`;
-    /// TLS is not built in yet); empty: this daemon is alone
-    /// and holds every capacity.
+    /// TLS is not built in yet), or with `redis_type: cluster` one or more
+    /// nodes' URLs, comma-separated; empty: this daemon is alone and holds
+    /// every capacity.
     pub redis_url: String,
+    /// `single` (one server) or `cluster` (a Redis Cluster; `redis_url`
+    /// lists one or more of its nodes, comma-separated).
+    pub redis_type: crate::cluster::redis::RedisType,
     /// This daemon's name among the others; empty: `$POD_NAME`, else the
     /// host name.
     pub instance_id: String,
@@ -371,6 +375,13 @@ impl Settings {
         }
         let c = &self.cluster;
         if !c.redis_url.is_empty() {
+            if c.redis_type == crate::cluster::redis::RedisType::Single && c.redis_url.contains(',')
+            {
+                return bad(
+                    "cluster.redis_url",
+                    "lists several servers: set cluster.redis_type: cluster for a Redis Cluster",
+                );
+            }
             if c.lease_ttl < 2 * self.tick {
                 return bad(
                     "cluster.lease_ttl",

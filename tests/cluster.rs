@@ -49,8 +49,23 @@ async fn hammer(daemons: &[&Daemon]) -> (f64, Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_daemons_hammered_at_once_admit_the_capacity_between_them_not_more() {
     let _one = exclusive().await;
-    let cluster = Cluster::start(3);
+    admit_the_capacity_between_them(Cluster::start(3)).await;
+}
+
+/// The same daemons with their leases on a Redis Cluster of three nodes
+/// (`cluster.redis_type: cluster`, given one node's URL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_on_a_redis_cluster_admit_the_capacity_between_them_not_more() {
+    let _one = exclusive().await;
+    let cluster = Cluster::on_redis_cluster(3);
+    admit_the_capacity_between_them(cluster).await;
+}
+
+async fn admit_the_capacity_between_them(cluster: Cluster) {
     cluster.formed("api", RATE * 95 / 100).await;
+    let stored = cluster.stored("api").await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    assert!(stored.values().sum::<u64>() <= RATE, "{stored:?}");
     let (granted, window) = hammer(&cluster.all()).await;
     let capacity = RATE as f64 * window.as_secs_f64();
     let bound = cluster::admissible(window, 3);

@@ -65,7 +65,7 @@ async fn a_redis_frozen_for_ten_seconds_changes_nothing_on_the_hot_path() {
     let load = Load::start(&daemons, acquire("web", "api", 10), 60, ANSWER_WITHIN).await;
     let started = Instant::now();
     let before = cluster::granted(&daemons, "api").await;
-    cluster.redis.stop();
+    cluster.redis().stop();
     let stopped = Instant::now();
     // Every daemon sees its lease run out (and holds it: on_store_loss).
     eventually(OUTAGE, "every lease lost", || async {
@@ -76,7 +76,7 @@ async fn a_redis_frozen_for_ten_seconds_changes_nothing_on_the_hot_path() {
     .await;
     // The outage's length, not a wait for an event.
     tokio::time::sleep_until((stopped + OUTAGE).into()).await;
-    cluster.redis.resume();
+    cluster.redis().resume();
     let granted = cluster::granted(&daemons, "api").await - before;
     let window = started.elapsed();
     let seen = load.stop().await;
@@ -110,7 +110,7 @@ async fn after_redis_restarts_empty_the_shares_re_form_within_the_capacity() {
     let load = Load::start(&cluster.all(), acquire("web", "api", 10), 60, ANSWER_WITHIN).await;
     let started = Instant::now();
     let before = cluster::granted(&cluster.all(), "api").await;
-    cluster.redis.restart();
+    cluster.redis_mut().restart();
     // The new store grants no one more than it enforces for a TTL, so the
     // leases never add up to more than C while every daemon registers again.
     let (mut most_enforced, mut most_stored) = (0.0_f64, 0_u64);
@@ -161,7 +161,7 @@ async fn after_redis_restarts_empty_a_new_daemon_gets_nothing_the_others_still_e
     for d in &cluster.daemons {
         d.signal("STOP");
     }
-    cluster.redis.restart();
+    cluster.redis_mut().restart();
     let joiner = cluster.daemon();
     eventually(PATIENCE, "the new daemon's first lease", || async {
         probe::metric(&joiner, &api("cluster_lease_valid"))

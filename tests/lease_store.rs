@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis::{Redis, free_port};
-use prescient::cluster::redis::{RedisStore, StoreError};
+use common::redis_cluster::RedisCluster;
+use prescient::cluster::redis::{RedisStore, RedisType, StoreError};
 use prescient::cluster::store::{Ask, Reply};
 
 /// Generous: an exchange on a loaded CI machine answers far sooner.
@@ -85,24 +86,38 @@ fn members(reply: &Reply) -> Vec<&str> {
 #[tokio::test]
 async fn three_members_share_the_capacity_and_see_each_others_wants() {
     let redis = Redis::start();
-    let store = RedisStore::new(&redis.url(), TIMEOUT).unwrap();
-    settle(&store, &["db"]).await;
+    three_members_share(&RedisStore::new(&redis.url(), TIMEOUT).unwrap()).await;
+}
 
-    let a = one(&store, ask("db", "a/1", 100, 50, 0)).await;
+#[tokio::test]
+async fn on_a_redis_cluster_three_members_share_the_capacity_the_same_way() {
+    let cluster = RedisCluster::start(3);
+    three_members_share(&on(&cluster)).await;
+}
+
+/// A store on `cluster`, given one node: it discovers the others.
+fn on(cluster: &RedisCluster) -> RedisStore {
+    RedisStore::open(RedisType::Cluster, &cluster.seed(), TIMEOUT).unwrap()
+}
+
+async fn three_members_share(store: &RedisStore) {
+    settle(store, &["db"]).await;
+
+    let a = one(store, ask("db", "a/1", 100, 50, 0)).await;
     assert_eq!((a.grant, a.others), (50, 0));
-    let b = one(&store, ask("db", "b/1", 100, 40, 0)).await;
+    let b = one(store, ask("db", "b/1", 100, 40, 0)).await;
     assert_eq!((b.grant, b.others), (40, 50));
-    let c = one(&store, ask("db", "c/1", 100, 30, 0)).await;
+    let c = one(store, ask("db", "c/1", 100, 30, 0)).await;
     assert_eq!((c.grant, c.others), (10, 90));
     assert_eq!(members(&c), ["a/1", "b/1", "c/1"]);
     assert!(c.wants.contains(&("b/1".into(), "b/1 wants 40".into())));
 
     // a is granted less, but the 30 it gives back is free only once it
     // says it no longer enforces it.
-    assert_eq!(one(&store, ask("db", "a/1", 100, 20, 50)).await.grant, 20);
-    assert_eq!(one(&store, ask("db", "c/1", 100, 30, 10)).await.grant, 10);
-    one(&store, ask("db", "a/1", 100, 20, 20)).await;
-    let c = one(&store, ask("db", "c/1", 100, 30, 10)).await;
+    assert_eq!(one(store, ask("db", "a/1", 100, 20, 50)).await.grant, 20);
+    assert_eq!(one(store, ask("db", "c/1", 100, 30, 10)).await.grant, 10);
+    one(store, ask("db", "a/1", 100, 20, 20)).await;
+    let c = one(store, ask("db", "c/1", 100, 30, 10)).await;
     assert_eq!((c.grant, c.others), (30, 60));
 }
 
@@ -188,6 +203,58 @@ async fn one_exchange_answers_every_resource_in_order() {
     assert_eq!(got, [(30, 70), (0, 8), (600, 0)]);
     assert_eq!(members(&replies[1]), ["a/1", "b/1"]);
     assert_eq!(members(&replies[2]), ["b/1"]);
+}
+
+/// Twelve resources: a Redis Cluster of three spreads their hash slots
+/// over every node.
+const SPREAD: [&str; 12] = [
+    "db", "api", "slots", "llm", "gpu", "search", "mail", "cache", "queue", "blob", "auth", "log",
+];
+
+#[tokio::test]
+async fn on_a_redis_cluster_each_resource_lives_on_its_own_node_and_one_exchange_answers_all() {
+    let cluster = RedisCluster::start(3);
+    let store = on(&cluster);
+    settle(&store, &SPREAD).await;
+    let asks =
+        |member: &str| -> Vec<Ask> { SPREAD.iter().map(|r| ask(r, member, 100, 60, 0)).collect() };
+    let a = store.exchange(&asks("a/1")).await.unwrap();
+    let b = store.exchange(&asks("b/1")).await.unwrap();
+    for (resource, (a, b)) in SPREAD.iter().zip(a.iter().zip(&b)) {
+        assert_eq!((a.grant, b.grant, b.others), (60, 40, 60), "{resource}");
+        assert_eq!(members(b), ["a/1", "b/1"], "{resource}");
+    }
+    // Two hashes per resource, and every node holds some.
+    let keys = cluster.keys_per_node();
+    assert_eq!(
+        keys.iter().sum::<u64>(),
+        2 * SPREAD.len() as u64,
+        "{keys:?}"
+    );
+    assert!(keys.iter().all(|&k| k > 0), "not spread: {keys:?}");
+}
+
+/// The control: a store that takes a cluster node for one server is told
+/// that most resources live elsewhere, so the cluster client is what makes
+/// the test above pass.
+#[tokio::test]
+async fn a_single_server_store_on_a_cluster_node_is_refused_for_other_nodes_slots() {
+    let cluster = RedisCluster::start(3);
+    let single = RedisStore::new(&cluster.seed(), TIMEOUT).unwrap();
+    let asks: Vec<Ask> = SPREAD.iter().map(|r| ask(r, "a/1", 100, 60, 0)).collect();
+    let error = single.exchange(&asks).await.unwrap_err().to_string();
+    assert!(error.to_lowercase().contains("moved"), "{error}");
+}
+
+#[tokio::test]
+async fn after_every_cluster_node_forgets_the_script_it_is_loaded_again() {
+    let cluster = RedisCluster::start(3);
+    let store = on(&cluster);
+    settle(&store, &SPREAD).await;
+    cluster.on_every_node(&["SCRIPT", "FLUSH"]);
+    let asks: Vec<Ask> = SPREAD.iter().map(|r| ask(r, "a/1", 100, 60, 0)).collect();
+    let replies = store.exchange(&asks).await.unwrap();
+    assert!(replies.iter().all(|r| r.grant == 60), "{replies:?}");
 }
 
 #[tokio::test]

@@ -1,12 +1,16 @@
-//! The lease store on Redis (or Valkey): each [`Ask`] is one call of
-//! `lease.lua`, atomic on the server and timed by the server's clock, and
-//! one tick's calls for every resource go out as one pipeline.
+//! The lease store on Redis (or Valkey), one server or a Redis Cluster:
+//! each [`Ask`] is one call of `lease.lua`, atomic on the server and timed
+//! by the server's clock. On one server a tick's calls for every resource
+//! go out as one pipeline; on a cluster each goes to the node that owns
+//! its resource's hash slot, all of them in flight at once.
 //! [`LeaseScript`] is the script's calling convention, shared with the tests
 //! that run it elsewhere; [`RedisStore`] sends it.
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::{ServerErrorKind, Value};
 use tokio::sync::OnceCell;
 
@@ -32,6 +36,19 @@ pub enum StoreError {
     /// script does not give.
     #[error("lease store: resource {resource:?}: {reason}")]
     Reply { resource: String, reason: String },
+}
+
+/// What `cluster.redis_url` points at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisType {
+    /// One Redis or Valkey server (behind a Service, or a Sentinel-managed
+    /// primary's address).
+    #[default]
+    Single,
+    /// A Redis (or Valkey) Cluster: the URL lists one or more of its nodes,
+    /// comma-separated; the rest are discovered.
+    Cluster,
 }
 
 /// The namespace of the lease keys unless `cluster.namespace` says
@@ -113,28 +130,71 @@ impl LeaseScript {
     }
 }
 
-/// The lease store on one Redis (or Valkey). Cheap to share: one
-/// multiplexed connection, opened on first use and reopened after a loss.
+/// The lease store on Redis (or Valkey). Cheap to share: one multiplexed
+/// connection (per node, on a cluster), opened on first use and reopened
+/// after a loss.
 pub struct RedisStore {
-    client: redis::Client,
-    /// Created on the first exchange (it needs the tokio runtime); it
-    /// connects lazily and reconnects by itself.
-    connection: OnceCell<ConnectionManager>,
+    server: Server,
     script: redis::Script,
     timeout: Duration,
     namespace: String,
 }
 
+/// Where the leases live, and the connection to it, created on the first
+/// exchange (it needs the tokio runtime).
+enum Server {
+    /// Connects lazily and reconnects by itself.
+    Single(redis::Client, OnceCell<ConnectionManager>),
+    /// Learns the slot map from the nodes given and follows MOVED; a
+    /// connection that fails is made again by the next exchange.
+    Cluster(Box<ClusterClient>, OnceCell<ClusterConnection>),
+}
+
 impl RedisStore {
-    /// A store at `url` (`redis://`, `valkey://`, `unix://`), each exchange
-    /// bounded by `timeout`. Connects nothing yet: a Redis that cannot be
-    /// reached now is no error (exchanges fail and retry); a URL that cannot
-    /// be used is one, naming `cluster.redis_url`.
+    /// A store on one server at `url` (`redis://`, `valkey://`, `unix://`),
+    /// each exchange bounded by `timeout`. Connects nothing yet: a Redis
+    /// that cannot be reached now is no error (exchanges fail and retry); a
+    /// URL that cannot be used is one, naming `cluster.redis_url`.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::Url)?;
+        Self::open(RedisType::Single, url, timeout)
+    }
+
+    /// A store of `kind` at `url`: one server's URL, or for a cluster one
+    /// or more of its nodes' URLs, comma-separated.
+    pub fn open(kind: RedisType, url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let server = match kind {
+            RedisType::Single => {
+                if url.contains(',') {
+                    return Err(StoreError::Url(redis::RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "several URLs are for a Redis Cluster (cluster.redis_type: cluster)",
+                    ))));
+                }
+                Server::Single(
+                    redis::Client::open(url).map_err(StoreError::Url)?,
+                    OnceCell::new(),
+                )
+            }
+            RedisType::Cluster => {
+                let nodes = url
+                    .split(',')
+                    .map(str::trim)
+                    .map(redis::IntoConnectionInfo::into_connection_info)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(StoreError::Url)?;
+                let client = ClusterClient::builder(nodes)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    // Enough to follow a MOVED or two while slots migrate;
+                    // the exchange's own timeout bounds the rest.
+                    .retries(2)
+                    .build()
+                    .map_err(StoreError::Url)?;
+                Server::Cluster(Box::new(client), OnceCell::new())
+            }
+        };
         Ok(Self {
-            client,
-            connection: OnceCell::new(),
+            server,
             script: redis::Script::new(LeaseScript::SOURCE),
             timeout,
             namespace: DEFAULT_NAMESPACE.into(),
@@ -148,11 +208,11 @@ impl RedisStore {
         self
     }
 
-    /// Sends every ask (one per resource) in one pipeline, each as one
-    /// script call, and returns the replies in the same order. Bad asks are
-    /// refused before anything is sent. Fails whole after `timeout`; asks
-    /// the store had already answered then stay recorded, which is safe:
-    /// a lease is stored as at least what its holder enforces.
+    /// Sends every ask (one per resource), each as one script call, and
+    /// returns the replies in the same order. Bad asks are refused before
+    /// anything is sent. Fails whole after `timeout`; asks the store had
+    /// already answered then stay recorded, which is safe: a lease is
+    /// stored as at least what its holder enforces.
     pub async fn exchange(&self, asks: &[Ask]) -> Result<Vec<Reply>, StoreError> {
         for ask in asks {
             ask.validate()?;
@@ -160,18 +220,63 @@ impl RedisStore {
         if asks.is_empty() {
             return Ok(Vec::new());
         }
-        tokio::time::timeout(self.timeout, self.send(asks))
+        let values = tokio::time::timeout(self.timeout, self.send(asks))
             .await
-            .map_err(|_| StoreError::Timeout(self.timeout))?
+            .map_err(|_| StoreError::Timeout(self.timeout))??;
+        if values.len() != asks.len() {
+            return Err(StoreError::Reply {
+                resource: asks[0].resource.to_string(),
+                reason: format!("{} replies to {} calls", values.len(), asks.len()),
+            });
+        }
+        asks.iter()
+            .zip(values)
+            .map(|(ask, value)| LeaseScript::reply(&ask.resource, value))
+            .collect()
     }
 
-    async fn send(&self, asks: &[Ask]) -> Result<Vec<Reply>, StoreError> {
-        let mut connection = self.connection().await?;
+    /// The script's raw answers, in the order of `asks`.
+    async fn send(&self, asks: &[Ask]) -> Result<Vec<Value>, StoreError> {
+        match &self.server {
+            Server::Single(client, cell) => {
+                let mut connection = cell
+                    .get_or_try_init(|| async {
+                        let timeout = Some(self.timeout);
+                        let config = ConnectionManagerConfig::new()
+                            .set_connection_timeout(timeout)
+                            .set_response_timeout(timeout)
+                            // One connection attempt per exchange: an
+                            // unreachable Redis fails the exchange at once,
+                            // and the next exchange tries again, instead of
+                            // each one waiting out the timeout in backoff.
+                            .set_number_of_retries(0);
+                        ConnectionManager::new_lazy_with_config(client.clone(), config)
+                    })
+                    .await?
+                    .clone();
+                self.pipelined(asks, &mut connection).await
+            }
+            Server::Cluster(client, cell) => {
+                let mut connection = cell
+                    .get_or_try_init(|| client.get_async_connection())
+                    .await?
+                    .clone();
+                self.fanned_out(asks, &mut connection).await
+            }
+        }
+    }
+
+    /// One server: every call in one pipeline.
+    async fn pipelined(
+        &self,
+        asks: &[Ask],
+        connection: &mut ConnectionManager,
+    ) -> Result<Vec<Value>, StoreError> {
         let mut pipe = redis::pipe();
         for ask in asks {
             pipe.add_command(self.call(ask));
         }
-        let mut values: Vec<Value> = pipe.ignore_errors().query_async(&mut connection).await?;
+        let mut values: Vec<Value> = pipe.ignore_errors().query_async(connection).await?;
         // A Redis that restarted (or ran SCRIPT FLUSH) lost the script: load
         // it and send again only the calls that did not run.
         let missing: Vec<usize> = (0..values.len())
@@ -187,21 +292,55 @@ impl RedisStore {
             for &i in &missing {
                 retry.add_command(self.call(&asks[i]));
             }
-            let again: Vec<Value> = retry.ignore_errors().query_async(&mut connection).await?;
+            let again: Vec<Value> = retry.ignore_errors().query_async(connection).await?;
             for (i, value) in missing.into_iter().zip(again) {
                 values[i] = value;
             }
         }
-        if values.len() != asks.len() {
-            return Err(StoreError::Reply {
-                resource: asks[0].resource.to_string(),
-                reason: format!("{} replies to {} calls", values.len(), asks.len()),
+        Ok(values)
+    }
+
+    /// A cluster: a pipeline may only hold one slot's keys, and each
+    /// resource is a slot of its own, so each call goes alone to its
+    /// resource's node, all of them at once over the nodes' multiplexed
+    /// connections (one round trip, as a pipeline).
+    async fn fanned_out(
+        &self,
+        asks: &[Ask],
+        connection: &mut ClusterConnection,
+    ) -> Result<Vec<Value>, StoreError> {
+        let calls = asks.iter().map(|ask| {
+            let mut connection = connection.clone();
+            let call = self.call(ask);
+            async move { answer(call.query_async::<Value>(&mut connection).await) }
+        });
+        let mut values = futures_util::future::try_join_all(calls).await?;
+        // A node that restarted, failed over or ran SCRIPT FLUSH lost the
+        // script: load it on every primary (the cluster client routes
+        // SCRIPT LOAD to all of them) and send again the calls that did
+        // not run.
+        let missing: Vec<usize> = (0..values.len())
+            .filter(|&i| is_noscript(&values[i]))
+            .collect();
+        if !missing.is_empty() {
+            let _: Value = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(LeaseScript::SOURCE)
+                .query_async(connection)
+                .await?;
+            let again = missing.iter().map(|&i| {
+                let mut connection = connection.clone();
+                let call = self.call(&asks[i]);
+                async move { answer(call.query_async::<Value>(&mut connection).await) }
             });
+            for (i, value) in missing
+                .iter()
+                .zip(futures_util::future::try_join_all(again).await?)
+            {
+                values[*i] = value;
+            }
         }
-        asks.iter()
-            .zip(values)
-            .map(|(ask, value)| LeaseScript::reply(&ask.resource, value))
-            .collect()
+        Ok(values)
     }
 
     /// `EVALSHA <sha> 2 <leases> <wants> <argv…>` for one ask.
@@ -213,24 +352,18 @@ impl RedisStore {
             .arg(&LeaseScript::args(ask));
         cmd
     }
+}
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let manager = self
-            .connection
-            .get_or_try_init(|| async {
-                let timeout = Some(self.timeout);
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(timeout)
-                    .set_response_timeout(timeout)
-                    // One connection attempt per exchange: an unreachable
-                    // Redis fails the exchange at once, and the next exchange
-                    // tries again, instead of each one waiting out the
-                    // timeout in backoff.
-                    .set_number_of_retries(0);
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            })
-            .await?;
-        Ok(manager.clone())
+/// One call's outcome as a pipeline gives it: the server's refusal of that
+/// call is its value (read by [`LeaseScript::reply`], or retried if it is
+/// NOSCRIPT); only a failure of the connection fails the exchange.
+fn answer(result: redis::RedisResult<Value>) -> Result<Value, StoreError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(error) => match error.try_into() {
+            Ok(server) => Ok(Value::ServerError(server)),
+            Err(error) => Err(StoreError::Redis(error)),
+        },
     }
 }
 
@@ -354,6 +487,32 @@ mod tests {
                 "{url}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn a_cluster_takes_one_or_more_node_urls_and_names_the_setting_for_a_bad_one() {
+        let timeout = Duration::from_secs(1);
+        for nodes in [
+            "redis://10.0.0.1:6379",
+            "redis://a:1, redis://b:2,redis://c:3",
+        ] {
+            assert!(
+                RedisStore::open(RedisType::Cluster, nodes, timeout).is_ok(),
+                "{nodes}"
+            );
+        }
+        for nodes in ["", "redis://a:1,http://b:2", "redis://a:1,"] {
+            let error = RedisStore::open(RedisType::Cluster, nodes, timeout).err();
+            let error = error
+                .unwrap_or_else(|| panic!("{nodes:?} accepted"))
+                .to_string();
+            assert!(error.starts_with("cluster.redis_url: "), "{nodes}: {error}");
+        }
+        let error = RedisStore::open(RedisType::Single, "redis://a:1,redis://b:2", timeout)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("cluster.redis_type: cluster"), "{error}");
     }
 
     #[test]

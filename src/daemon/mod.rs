@@ -334,7 +334,8 @@ fn join_cluster(
     to_planner: std::sync::mpsc::Sender<PlannerCall>,
     cancel: CancellationToken,
 ) -> anyhow::Result<ClusterLink> {
-    let store = crate::cluster::redis::RedisStore::new(
+    let store = crate::cluster::redis::RedisStore::open(
+        settings.cluster.redis_type,
         &settings.cluster.redis_url,
         settings.cluster.store_timeout,
     )?

@@ -206,9 +206,28 @@ fn cluster_settings_are_checked_and_name_the_member() {
             vec![url, ("PRESCIENT_CLUSTER__NAMESPACE", "a{b")],
             "cluster.namespace: must be non-empty, without '{' or '}'",
         ),
+        (
+            vec![(
+                "PRESCIENT_CLUSTER__REDIS_URL",
+                "redis://10.0.0.1:6379,redis://10.0.0.2:6379",
+            )],
+            "cluster.redis_url: lists several servers: set cluster.redis_type: cluster for a Redis Cluster",
+        ),
     ] {
         assert_eq!(from_env(&vars).unwrap_err().to_string(), message);
     }
     let bad = from_env(&[url, ("PRESCIENT_CLUSTER__ON_STORE_LOSS", "panic")]).unwrap_err();
     assert!(bad.to_string().contains("cluster.on_store_loss"), "{bad}");
+    let nodes = "redis://10.0.0.1:6379,redis://10.0.0.2:6379";
+    let cluster = from_env(&[
+        ("PRESCIENT_CLUSTER__REDIS_URL", nodes),
+        ("PRESCIENT_CLUSTER__REDIS_TYPE", "cluster"),
+    ])
+    .unwrap();
+    assert_eq!(
+        cluster.cluster.redis_type,
+        crate::cluster::redis::RedisType::Cluster
+    );
+    let bad = from_env(&[url, ("PRESCIENT_CLUSTER__REDIS_TYPE", "sentinel")]).unwrap_err();
+    assert!(bad.to_string().contains("cluster.redis_type"), "{bad}");
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use prescient::cluster::redis::LeaseScript;
 
 use super::redis::Redis;
+use super::redis_cluster::RedisCluster;
 use super::{Daemon, probe};
 
 /// A rate resource (300/s) and a concurrency one (6 units), one tenant
@@ -44,9 +45,30 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     ONE.lock().await
 }
 
+/// Where the daemons keep their leases.
+pub enum Store {
+    /// One redis-server.
+    Server(Redis),
+    /// A Redis Cluster (`cluster.redis_type: cluster`, given one node).
+    Cluster(RedisCluster),
+}
+
+impl Store {
+    /// The `cluster.redis_*` settings of a daemon using this store.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Store::Server(redis) => vec![("PRESCIENT_CLUSTER__REDIS_URL", redis.url())],
+            Store::Cluster(cluster) => vec![
+                ("PRESCIENT_CLUSTER__REDIS_URL", cluster.seed()),
+                ("PRESCIENT_CLUSTER__REDIS_TYPE", "cluster".into()),
+            ],
+        }
+    }
+}
+
 /// Daemons sharing capacity through one Redis.
 pub struct Cluster {
-    pub redis: Redis,
+    pub store: Store,
     pub daemons: Vec<Daemon>,
     /// Every daemon's `cluster.lease_ttl`.
     pub lease_ttl: Duration,
@@ -62,8 +84,17 @@ impl Cluster {
 
     /// The same with another `cluster.lease_ttl`.
     pub fn with_lease_ttl(n: usize, lease_ttl: Duration) -> Self {
+        Self::on(Store::Server(Redis::start()), n, lease_ttl)
+    }
+
+    /// A Redis Cluster of three nodes and `n` daemons on [`POLICY`].
+    pub fn on_redis_cluster(n: usize) -> Self {
+        Self::on(Store::Cluster(RedisCluster::start(3)), n, LEASE_TTL)
+    }
+
+    fn on(store: Store, n: usize, lease_ttl: Duration) -> Self {
         let mut cluster = Self {
-            redis: Redis::start(),
+            store,
             daemons: Vec::new(),
             lease_ttl,
             started: 0,
@@ -85,7 +116,8 @@ impl Cluster {
     /// while it starts.
     pub fn spawn_daemon(&mut self) -> std::thread::JoinHandle<Daemon> {
         let name = format!("d{}", self.started);
-        let env = member_env(&self.redis.url(), &name, self.lease_ttl);
+        let mut env = member_env(&name, self.lease_ttl);
+        env.extend(self.store.env());
         self.started += 1;
         std::thread::spawn(move || {
             let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -131,15 +163,44 @@ impl Cluster {
     /// yet dropped included: they were counted when the others were
     /// granted).
     pub async fn stored(&self, resource: &str) -> BTreeMap<String, u64> {
-        stored(&self.redis.url(), resource).await
+        let [leases, _] = LeaseScript::keys(resource);
+        let hgetall = redis::cmd("HGETALL").arg(&leases).clone();
+        let fields: BTreeMap<String, String> = match &self.store {
+            Store::Server(redis) => {
+                let client = redis::Client::open(redis.url()).unwrap();
+                let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+                hgetall.query_async(&mut connection).await.unwrap()
+            }
+            Store::Cluster(cluster) => {
+                let client = redis::cluster::ClusterClient::new(vec![cluster.seed()]).unwrap();
+                let mut connection = client.get_async_connection().await.unwrap();
+                hgetall.query_async(&mut connection).await.unwrap()
+            }
+        };
+        leases_of(fields)
+    }
+
+    /// The one redis-server (a test of its faults).
+    pub fn redis(&self) -> &Redis {
+        match &self.store {
+            Store::Server(redis) => redis,
+            Store::Cluster(_) => panic!("the cluster's store is a Redis Cluster"),
+        }
+    }
+
+    /// The same, to restart it.
+    pub fn redis_mut(&mut self) -> &mut Redis {
+        match &mut self.store {
+            Store::Server(redis) => redis,
+            Store::Cluster(_) => panic!("the cluster's store is a Redis Cluster"),
+        }
     }
 }
 
-/// The settings of daemon `name` of the cluster on Redis at `url`.
-fn member_env(url: &str, name: &str, lease_ttl: Duration) -> Vec<(&'static str, String)> {
+/// The settings of daemon `name` of the cluster, but its store's.
+fn member_env(name: &str, lease_ttl: Duration) -> Vec<(&'static str, String)> {
     vec![
         ("PRESCIENT_TICK", humantime(TICK)),
-        ("PRESCIENT_CLUSTER__REDIS_URL", url.to_string()),
         ("PRESCIENT_CLUSTER__INSTANCE_ID", name.to_string()),
         ("PRESCIENT_CLUSTER__LEASE_TTL", humantime(lease_ttl)),
     ]
@@ -183,16 +244,8 @@ pub async fn granted(daemons: &[&Daemon], resource: &str) -> f64 {
     sum
 }
 
-/// The leases on `resource` in the Redis at `url`, by member.
-pub async fn stored(url: &str, resource: &str) -> BTreeMap<String, u64> {
-    let client = redis::Client::open(url).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let [leases, _] = LeaseScript::keys(resource);
-    let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
-        .arg(&leases)
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+/// Leases by member from the fields of a resource's `leases` hash.
+fn leases_of(fields: BTreeMap<String, String>) -> BTreeMap<String, u64> {
     fields
         .into_iter()
         // `~recovering`: the store's own marker, a lease of 0.

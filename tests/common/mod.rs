@@ -11,6 +11,7 @@ pub mod load;
 pub mod policies;
 pub mod probe;
 pub mod redis;
+pub mod redis_cluster;
 pub mod requests;
 pub mod snapshot;
 

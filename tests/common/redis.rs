@@ -41,10 +41,17 @@ impl Redis {
     }
 
     fn try_start_on(port: u16) -> Option<Self> {
+        Self::try_start_with(port, &[])
+    }
+
+    /// Starts a redis-server on `port` with `args` added to the command
+    /// line (e.g. a cluster node's), if it comes up.
+    pub fn try_start_with(port: u16, args: &[String]) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("redis.log");
         let child = Command::new(server())
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(args)
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir.path())
@@ -114,7 +121,12 @@ impl Redis {
             && &answer == b"+PONG\r\n"
     }
 
-    fn log(&self) -> String {
+    /// The server's working directory (its cluster config file goes there).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
     }
 
@@ -138,20 +150,28 @@ impl Drop for Redis {
 }
 
 /// The redis-server binary, installed by the project's script if missing.
-fn server() -> &'static PathBuf {
+pub fn server() -> &'static PathBuf {
     static SERVER: OnceLock<PathBuf> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        if let Some(found) = on_path("redis-server") {
-            return found;
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-redis");
-        let status = Command::new(script).status();
-        on_path("redis-server").unwrap_or_else(|| {
-            panic!(
-                "redis-server is not installed and {script} did not install it \
-                 ({status:?}); run it as root"
-            )
-        })
+    SERVER.get_or_init(|| installed("redis-server"))
+}
+
+/// The redis-cli binary, installed by the project's script if missing.
+pub fn cli() -> &'static PathBuf {
+    static CLI: OnceLock<PathBuf> = OnceLock::new();
+    CLI.get_or_init(|| installed("redis-cli"))
+}
+
+/// `name` on PATH, after running `scripts/install-redis` if it is not.
+fn installed(name: &str) -> PathBuf {
+    if let Some(found) = on_path(name) {
+        return found;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-redis");
+    let status = Command::new(script).status();
+    on_path(name).unwrap_or_else(|| {
+        panic!(
+            "{name} is not installed and {script} did not install it ({status:?}); run it as root"
+        )
     })
 }
 
