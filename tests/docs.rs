@@ -54,6 +54,11 @@ fn distributed_doc_snippets_hold() {
 }
 
 #[test]
+fn envoy_doc_snippets_hold() {
+    Docs::check("docs/envoy.md");
+}
+
+#[test]
 fn operations_doc_snippets_hold() {
     Docs::check("docs/operations.md");
 }
