@@ -195,9 +195,12 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         background.wait().await;
         Ok(())
     });
+    // Envoy's rate-limit rules follow the policy in force (`grpc/envoy`).
+    let envoy_rules = crate::grpc::EnvoyRules::new(&policy);
     let watcher = match policy_text {
         Some(text) => {
-            let apply = move |r| to_planner.send(PlannerCall::Reload(r)).is_ok();
+            let apply =
+                envoy_rules.follow(move |r| to_planner.send(PlannerCall::Reload(r)).is_ok());
             PolicyWatcher::new(
                 settings.policy.clone(),
                 policy.clone(),
@@ -237,6 +240,11 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             forecasts,
             auth.clone(),
             watches,
+        ))
+        .add_service(crate::grpc::envoy_server(
+            core.clone(),
+            envoy_rules,
+            auth.clone(),
         ));
     let stop = cancel.clone();
     let closing = core.clone();

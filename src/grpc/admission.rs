@@ -83,7 +83,7 @@ impl AdmissionService {
     }
 }
 
-fn auth_status(e: AuthError) -> Status {
+pub(super) fn auth_status(e: AuthError) -> Status {
     match e {
         AuthError::Unauthenticated(m) => Status::unauthenticated(m),
         AuthError::Denied(m) => Status::permission_denied(m),

@@ -4,12 +4,14 @@
 
 mod admission;
 pub mod codec;
+pub mod envoy;
 mod forecast;
 mod watch;
 
 use std::sync::Arc;
 
 pub use admission::AdmissionService;
+pub use envoy::{EnvoyRules, EnvoyService, envoy_server};
 pub use watch::{WatchMetrics, WatchSlots};
 
 use crate::admission::AdmissionError;

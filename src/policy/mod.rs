@@ -5,6 +5,7 @@
 //! downstream sees a policy that did not pass.
 
 mod diff;
+mod envoy;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 pub use diff::{Changes, DefaultsChange, PolicyDiff};
+pub use envoy::{EnvoyRule, EnvoySpec, Lookup};
 pub use validate::{PolicyError, Problem, check_name};
 
 /// A whole policy file.
@@ -32,6 +34,9 @@ pub struct Policy {
     pub defaults: Option<TenantSpec>,
     #[serde(default)]
     pub events: Vec<EventSpec>,
+    /// How Envoy's rate-limit descriptors name tenants and resources.
+    #[serde(default)]
+    pub envoy: Option<EnvoySpec>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

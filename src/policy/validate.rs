@@ -69,10 +69,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn push(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn push(&mut self, path: impl Into<String>, reason: impl Into<String>) {
         self.0.push(Problem {
             path: path.into(),
             reason: reason.into(),
@@ -111,6 +111,9 @@ impl Policy {
             check_tenant(&mut problems, "defaults", d, self, &classes);
         }
         check_guarantee_totals(&mut problems, self);
+        if let Some(envoy) = &self.envoy {
+            super::envoy::check(&mut problems, envoy, self);
+        }
         for (i, e) in self.events.iter().enumerate() {
             let path = format!("events[{i}]");
             if e.name.trim().is_empty() {

@@ -24,6 +24,14 @@ const SKIP: &[(&[&str], &str)] = &[
         "a benchmark of minutes (docs/performance.md)",
     ),
     (&["docker"], "needs a Docker engine and the network"),
+    (
+        &["envoy"],
+        "no Envoy binary here (scripts/lint-deploy checks its bootstrap offline)",
+    ),
+    (
+        &["curl"],
+        "needs the Envoy started by the command before it",
+    ),
     (&["kubectl"], "needs a cluster"),
     (
         &["scripts/install-lint-tools"],
