@@ -54,6 +54,11 @@ fn distributed_doc_snippets_hold() {
 }
 
 #[test]
+fn keda_doc_snippets_hold() {
+    Docs::check("docs/keda.md");
+}
+
+#[test]
 fn operations_doc_snippets_hold() {
     Docs::check("docs/operations.md");
 }
@@ -70,6 +75,7 @@ fn every_markdown_page_is_checked_or_listed_as_not_run() {
         "docs/design.md",
         "docs/deployment.md",
         "docs/distributed.md",
+        "docs/keda.md",
         "docs/operations.md",
         "docs/simulation.md",
     ];
