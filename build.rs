@@ -20,5 +20,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .codec_path("crate::grpc::codec::ProtoCodec")
         .compile_fds(fds)?;
+    keda(&out)?;
+    Ok(())
+}
+
+/// KEDA's external-scaler protocol (vendored, `proto/vendor/externalscaler`):
+/// the server with our codec for the library, and a client with tonic's own
+/// codec in `keda_client/` for the tests, generated from KEDA's file alone.
+fn keda(out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let fds = protox::compile(["externalscaler/externalscaler.proto"], ["proto/vendor"])?;
+    std::fs::write(
+        out.join("externalscaler_descriptor.bin"),
+        fds.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure()
+        .codec_path("crate::grpc::codec::ProtoCodec")
+        .build_client(false)
+        .compile_fds(fds.clone())?;
+    let client = out.join("keda_client");
+    std::fs::create_dir_all(&client)?;
+    tonic_prost_build::configure()
+        .build_server(false)
+        .out_dir(client)
+        .compile_fds(fds)?;
     Ok(())
 }

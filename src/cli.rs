@@ -81,6 +81,15 @@ pub enum Command {
         /// hash:resource.
         #[arg(long, default_value_t = Split::RoundRobin)]
         split: Split,
+        /// Pre-warm view: what one replica serves per second; with
+        /// --startup, compares a reactive autoscaler with a forecast-driven
+        /// one (replicas, unserved demand).
+        #[arg(long, value_name = "N")]
+        replica_capacity: Option<f64>,
+        /// Pre-warm view: how long a new replica takes to serve (e.g. 60s);
+        /// also the forecast's lead time.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        startup: Option<std::time::Duration>,
     },
 }
 
@@ -162,15 +171,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             instances,
             split,
-        } => simulate(
-            &policy,
-            &trace,
-            mode.modes(),
-            &sim::Daemons { instances, split },
-            json,
-            plot.as_deref(),
-            config.as_deref(),
-        ),
+            replica_capacity,
+            startup,
+        } => {
+            let prewarm = match sim::prewarm::Prewarm::from_flags(replica_capacity, startup) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            if prewarm.is_some() && !mode.modes().contains(&Mode::Predictive) {
+                eprintln!("--replica-capacity: the pre-warm view needs the predictive mode");
+                return Ok(ExitCode::FAILURE);
+            }
+            simulate(
+                &policy,
+                &trace,
+                mode.modes(),
+                &sim::Daemons { instances, split },
+                json,
+                plot.as_deref(),
+                config.as_deref(),
+                prewarm,
+            )
+        }
         Command::Check { policy } => match Policy::load_file(&policy) {
             Ok(p) => {
                 println!("{}: OK: {}", policy.display(), p.summary());
@@ -191,6 +216,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs the simulator; prints only once everything has succeeded.
+#[allow(clippy::too_many_arguments)]
 fn simulate(
     policy: &std::path::Path,
     trace: &std::path::Path,
@@ -199,6 +225,7 @@ fn simulate(
     json: bool,
     plot: Option<&std::path::Path>,
     config: Option<&std::path::Path>,
+    prewarm: Option<sim::prewarm::Prewarm>,
 ) -> anyhow::Result<ExitCode> {
     let policy = match Policy::load_file(policy) {
         Ok(p) => p,
@@ -232,10 +259,23 @@ fn simulate(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let mut view = None;
     let outcomes: Vec<sim::Outcome> = modes
         .iter()
         .map(|&mode| {
             bar.set_message(mode.as_str());
+            if let (Mode::Predictive, Some(p)) = (mode, &prewarm) {
+                let (outcome, v) = sim::run_prewarm(
+                    &policy,
+                    &trace,
+                    &settings.planner_config(),
+                    daemons,
+                    p,
+                    &mut |n| bar.inc(n),
+                );
+                view = Some(v);
+                return outcome;
+            }
             sim::run_compared(
                 &policy,
                 &trace,
@@ -250,7 +290,7 @@ fn simulate(
     if let Some(path) = plot {
         sim::plot::write(path, &outcomes).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
     }
-    let report = sim::Report::new(
+    let mut report = sim::Report::new(
         &trace,
         daemons,
         outcomes
@@ -258,6 +298,7 @@ fn simulate(
             .map(|o| (o.mode.as_str(), o.report))
             .collect(),
     );
+    report.prewarm = view;
     print!(
         "{}",
         if json {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod planner;
 pub mod policy;
 pub mod pool;
+pub mod prewarm;
 pub mod settings;
 pub mod sim;
 pub mod supervisor;
@@ -34,4 +35,15 @@ pub mod proto {
     /// Encoded descriptors, served by gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("prescient_descriptor");
+}
+
+/// KEDA's external-scaler protocol (package `externalscaler`, vendored
+/// under `proto/vendor/`): the service trait `src/grpc/keda/` serves.
+pub mod keda_proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("externalscaler");
+
+    /// Encoded descriptors, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("externalscaler_descriptor");
 }

@@ -59,6 +59,11 @@ fn envoy_doc_snippets_hold() {
 }
 
 #[test]
+fn keda_doc_snippets_hold() {
+    Docs::check("docs/keda.md");
+}
+
+#[test]
 fn operations_doc_snippets_hold() {
     Docs::check("docs/operations.md");
 }
@@ -76,6 +81,7 @@ fn every_markdown_page_is_checked_or_listed_as_not_run() {
         "docs/deployment.md",
         "docs/distributed.md",
         "docs/envoy.md",
+        "docs/keda.md",
         "docs/operations.md",
         "docs/simulation.md",
     ];

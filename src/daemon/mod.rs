@@ -219,6 +219,11 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .set_serving::<crate::proto::admission_server::AdmissionServer<crate::grpc::AdmissionService>>()
         .await;
     health
+        .set_serving::<crate::keda_proto::external_scaler_server::ExternalScalerServer<
+            crate::grpc::keda::ScalerService,
+        >>()
+        .await;
+    health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     let (reflection_v1, reflection_v1alpha) = crate::grpc::reflection()?;
@@ -235,6 +240,11 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
+        .add_service(crate::grpc::keda::scaler_server(
+            core.clone(),
+            forecasts.clone(),
+            watches.clone(),
+        ))
         .add_service(crate::grpc::admission_server(
             core.clone(),
             forecasts,

@@ -6,6 +6,7 @@ mod admission;
 pub mod codec;
 pub mod envoy;
 mod forecast;
+pub mod keda;
 mod watch;
 
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub fn reflection() -> Result<
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(crate::keda_proto::FILE_DESCRIPTOR_SET)
     };
     Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }

@@ -23,6 +23,7 @@ mod capacity;
 mod instance;
 mod oracle;
 pub mod plot;
+pub mod prewarm;
 mod replay;
 pub mod report;
 pub mod split;
@@ -68,6 +69,17 @@ pub struct Line {
     pub band: Vec<Band>,
 }
 
+/// One (tenant, resource), per tick, for the pre-warm view ([`prewarm`]):
+/// the demand, and the demand ahead over the start-up delay as the
+/// planner forecast it at the tick's end (summed over the daemons).
+#[derive(Debug, Clone, Default)]
+pub struct AheadLine {
+    pub tenant: String,
+    pub resource: String,
+    pub demand: Vec<f32>,
+    pub ahead: Vec<f32>,
+}
+
 /// One simulated daemon's lease on one resource, per tick: the capacity
 /// it put in force at the tick's end (with more than one daemon).
 #[derive(Debug, Clone, Default)]
@@ -85,6 +97,9 @@ pub struct Timeline {
     pub lines: Vec<Line>,
     /// Per daemon and resource; empty with one daemon.
     pub leases: Vec<LeaseLine>,
+    /// Every (tenant, resource) with the demand ahead; empty unless the
+    /// replay was asked for the pre-warm view.
+    pub ahead: Vec<AheadLine>,
 }
 
 /// How many daemons share each capacity, and which rows each one sees.
@@ -147,6 +162,34 @@ pub fn run_compared(
     };
     outcome.report.single_daemon_denied = Some(single);
     outcome
+}
+
+/// [`run_compared`] in predictive mode, recording the demand ahead of every
+/// series over `prewarm.startup`; with the pre-warm view computed from it.
+pub fn run_prewarm(
+    policy: &Policy,
+    trace: &Trace,
+    planner_config: &PlannerConfig,
+    daemons: &Daemons,
+    prewarm: &prewarm::Prewarm,
+    progress: &mut dyn FnMut(u64),
+) -> (Outcome, prewarm::PrewarmReport) {
+    let mode = Mode::Predictive;
+    let mut outcome = replay::Replay::new(policy, trace, mode, planner_config, daemons)
+        .recording_ahead(prewarm.startup)
+        .run(progress);
+    let single = if daemons.instances > 1 {
+        let one = Daemons::default();
+        run(policy, trace, mode, planner_config, &one, progress)
+            .report
+            .total
+            .tokens_denied
+    } else {
+        outcome.report.total.tokens_denied
+    };
+    outcome.report.single_daemon_denied = Some(single);
+    let view = prewarm::report(&outcome.timeline.ahead, prewarm, outcome.timeline.tick_secs);
+    (outcome, view)
 }
 
 /// For each tenant, the resource it asks most of (its plot panel).

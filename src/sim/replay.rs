@@ -9,7 +9,9 @@ use std::sync::Arc;
 use super::instance::Instance;
 use super::oracle::Demand;
 use super::trace::{Row, Trace};
-use super::{Daemons, LeaseLine, Line, Mode, ModeReport, Outcome, Timeline, busiest_resources};
+use super::{
+    AheadLine, Daemons, LeaseLine, Line, Mode, ModeReport, Outcome, Timeline, busiest_resources,
+};
 use crate::admission::{AcquireRequest, Decision};
 use crate::clock::{Clock, ManualClock, Nanos, duration_to_nanos};
 use crate::cluster::store::MemoryStore;
@@ -37,6 +39,8 @@ pub(super) struct Replay<'a> {
     lines: Vec<(usize, usize)>,
     /// This tick, per resource (trace order): tokens granted by all.
     granted: Vec<u64>,
+    /// The pre-warm view's lead time, when it is recorded.
+    lead: Option<std::time::Duration>,
 }
 
 impl<'a> Replay<'a> {
@@ -98,6 +102,7 @@ impl<'a> Replay<'a> {
                     })
                     .collect(),
                 leases,
+                ahead: Vec::new(),
             },
             lines,
             report: ModeReport::new(trace, policy),
@@ -107,6 +112,7 @@ impl<'a> Replay<'a> {
             route,
             store: MemoryStore::new(),
             capacities,
+            lead: None,
         };
         // A daemon asks for its first lease at once, not a tick later.
         for k in 0..replay.instances.len() {
@@ -114,6 +120,23 @@ impl<'a> Replay<'a> {
             replay.check_leases();
         }
         replay
+    }
+
+    /// Also records, every tick, each series' demand and the demand ahead
+    /// over `lead` (predictive mode: the planner's forecast).
+    pub(super) fn recording_ahead(mut self, lead: std::time::Duration) -> Self {
+        self.lead = Some(lead);
+        let trace = self.trace;
+        self.timeline.ahead = (0..trace.tenants.len())
+            .flat_map(|t| {
+                (0..trace.resources.len()).map(move |r| AheadLine {
+                    tenant: trace.tenants[t].clone(),
+                    resource: trace.resources[r].clone(),
+                    ..AheadLine::default()
+                })
+            })
+            .collect();
+        self
     }
 
     pub(super) fn run(mut self, progress: &mut dyn FnMut(u64)) -> Outcome {
@@ -250,6 +273,22 @@ impl<'a> Replay<'a> {
                     }
                 }
                 line.band.push(band);
+            }
+        }
+        if let Some(lead) = self.lead {
+            let resources = self.trace.resources.len();
+            for (i, line) in self.timeline.ahead.iter_mut().enumerate() {
+                let (t, r) = (i / resources, i % resources);
+                let asked: u64 = self.instances.iter().map(|d| d.asked[t][r]).sum();
+                let ahead: f64 = snapshots
+                    .iter()
+                    .filter_map(|s| {
+                        let view = s.get(&line.tenant, &line.resource)?;
+                        Some(crate::prewarm::ahead(view, s.at?, lead).upper)
+                    })
+                    .sum();
+                line.demand.push((asked as f64 * per_sec) as f32);
+                line.ahead.push(ahead as f32);
             }
         }
         for lease in &mut self.timeline.leases {

@@ -223,6 +223,9 @@ pub struct Report {
     pub modes: BTreeMap<&'static str, ModeReport>,
     pub trace: TraceSummary,
     pub summary: Summary,
+    /// The pre-warm view, with `--replica-capacity` and `--startup`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prewarm: Option<super::prewarm::PrewarmReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -274,6 +277,7 @@ impl Report {
                 tokens_denied,
                 predictive_vs_reactive,
             },
+            prewarm: None,
         }
     }
 
@@ -364,7 +368,8 @@ impl Report {
                 ratio * 100.0
             );
         }
-        out + &line + "\n"
+        let prewarm = self.prewarm.as_ref().map(|p| p.to_text());
+        out + &line + "\n" + prewarm.as_deref().unwrap_or("")
     }
 }
 

@@ -169,3 +169,52 @@ fn the_plot_is_well_formed_svg_with_a_panel_per_tenant_and_every_series() {
         assert!(svg.contains(text), "missing {text:?}");
     }
 }
+
+#[test]
+fn forecast_driven_replicas_leave_less_demand_unserved_than_reactive_ones() {
+    let policy = Policy::load_str(POLICY, "p").unwrap();
+    // Six cycles of `shop`'s burst: the seasonal model has it from the
+    // fourth on.
+    let trace = trace(60);
+    let p = prewarm::Prewarm {
+        capacity: 50.0,
+        startup: std::time::Duration::from_secs(60),
+    };
+    let (outcome, view) = run_prewarm(
+        &policy,
+        &trace,
+        &PlannerConfig::default(),
+        &Daemons::default(),
+        &p,
+        &mut |_| {},
+    );
+    assert_eq!(outcome.mode, Mode::Predictive);
+    let shop = view.series["shop/api"];
+    assert!(
+        shop.reactive.unserved > 0.0,
+        "a reactive autoscaler is late for every burst: {shop:?}"
+    );
+    assert!(
+        shop.forecast.unserved < shop.reactive.unserved / 2.0,
+        "the forecast-driven one is ready for most of them: {shop:?}"
+    );
+    // `other` is steady: both serve it once started.
+    let other = view.series["other/api"];
+    assert!(
+        other.reactive.unserved <= other.tokens_asked * 0.05,
+        "{other:?}"
+    );
+    assert_eq!(
+        view.total.tokens_asked,
+        shop.tokens_asked + other.tokens_asked
+    );
+    let mut report = Report::new(&trace, &Daemons::default(), Default::default());
+    report.prewarm = Some(view);
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert!(json["prewarm"]["series"]["shop/api"]["forecast"]["unserved"].is_number());
+    assert!(
+        report
+            .to_text()
+            .contains("pre-warm: replicas of 50 per second")
+    );
+}
