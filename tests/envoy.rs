@@ -223,8 +223,11 @@ async fn unknown_domains_and_unmatched_descriptors_are_ok_and_bad_input_is_refus
         "INVALID_ARGUMENT",
         &["descriptors[0]", "tenant", "not a name"],
     );
-    // More than acme could ever be granted at once (its burst, 5).
-    refused(5, "INVALID_ARGUMENT", &["descriptors[0]", "amount", "6"]);
+    // More than acme could ever be granted at once (its burst, 5): over
+    // limit, not an error (Envoy lets a request through on an error).
+    let never = &answers[5];
+    assert_eq!(never["overall_code"], "OVER_LIMIT", "{never}");
+    assert_eq!(never["statuses"][0]["limit_remaining"], 0, "{never}");
     // None of the refused calls took anything.
     let after = rls(&d, json!([call("edge", &[("tenant", "acme")], 5)]));
     assert_eq!(after[0]["statuses"][0]["code"], "OK", "{}", after[0]);

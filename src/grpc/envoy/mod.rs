@@ -122,18 +122,28 @@ impl EnvoyService {
         };
         let in_context =
             |s: Status| Status::new(s.code(), format!("descriptors[{i}]: {}", s.message()));
-        let decision = self
-            .core
-            .admit(&req)
-            .decision()
-            .await
-            .map_err(|e| in_context(super::status(e)))?;
+        let decision = match self.core.admit(&req).decision().await {
+            Ok(decision) => Some(decision),
+            // More hits than the tenant could ever be granted at once: over
+            // limit, not an error, which Envoy (failure_mode_deny: false,
+            // its default) would let through.
+            Err(core::AdmissionError::InvalidArgument(m)) if m.starts_with("amount:") => None,
+            Err(e) => return Err(in_context(super::status(e))),
+        };
         let now = self.core.clock().now();
         let (per_second, full_in) = outlook(&self.core, tenant, resource, now).ok_or_else(|| {
             Status::unavailable(format!(
                 "descriptors[{i}]: tenant {tenant:?} or resource {resource:?} was just removed by a policy reload"
             ))
         })?;
+        let Some(decision) = decision else {
+            return Ok(Decided {
+                over_limit: true,
+                per_second,
+                remaining: 0,
+                reset: full_in,
+            });
+        };
         Ok(match decision {
             Decision::Granted(g) => Decided {
                 over_limit: false,
