@@ -39,6 +39,16 @@ const SKIP: &[(&[&str], &str)] = &[
     ),
 ];
 
+/// The client crate's example, as the README runs it.
+const CLIENT_EXAMPLE: &[&str] = &[
+    "cargo",
+    "run",
+    "-p",
+    "prescient-client",
+    "--example",
+    "permit",
+];
+
 /// One Markdown file's check.
 pub struct Docs {
     scratch: tempfile::TempDir,
@@ -142,9 +152,7 @@ impl Docs {
         let args = match w.as_slice() {
             ["cargo", "run", "--release", "--example", "acquire"]
             | ["cargo", "run", "--example", "acquire"] => return example(&cmd.expected),
-            ["cargo", "run", "-p", "prescient-client", "--example", "permit"] => {
-                return client_example(&cmd.expected);
-            }
+            w if w == CLIENT_EXAMPLE => return client_example(&cmd.expected),
             ["grpcurl", ..] => return grpcurl(&w),
             ["prescient", args @ ..]
             | ["cargo", "run", "--release", "--", args @ ..]
