@@ -13,15 +13,17 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Only what `cargo build --release` reads: the manifest and lockfile, the build
 # script and the protos it compiles (protox: no system protoc), the embedded
-# config/ (include_str!), the sources, and benches/ (Cargo.toml declares the
-# bench targets, so their files must exist for the manifest to load).
+# config/ (include_str!), the sources, benches/ (Cargo.toml declares the
+# bench targets, so their files must exist for the manifest to load), and
+# client/ (a workspace member: its manifest must load; it is not built).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto/ proto/
 COPY config/ config/
 COPY src/ src/
 COPY benches/ benches/
-# The README's build, pinned to Cargo.lock.
-RUN cargo build --release --locked
+COPY client/ client/
+# The README's build of the daemon, pinned to Cargo.lock.
+RUN cargo build --release --locked -p prescient
 
 # ---- runtime ----------------------------------------------------------------
 # glibc + libgcc only (the binary needs no OpenSSL: its TLS is rustls), no

@@ -20,6 +20,10 @@ mod snippets;
 #[path = "../examples/acquire.rs"]
 mod acquire_example;
 
+#[allow(dead_code)] // `main` is the example's; the test calls `run`
+#[path = "../client/examples/permit.rs"]
+mod permit_example;
+
 use std::time::Duration;
 
 use common::{Daemon, eventually};

@@ -47,6 +47,16 @@ const SKIP: &[(&[&str], &str)] = &[
     ),
 ];
 
+/// The client crate's example, as the README runs it.
+const CLIENT_EXAMPLE: &[&str] = &[
+    "cargo",
+    "run",
+    "-p",
+    "prescient-client",
+    "--example",
+    "permit",
+];
+
 /// One Markdown file's check.
 pub struct Docs {
     scratch: tempfile::TempDir,
@@ -108,6 +118,10 @@ impl Docs {
             ("text", "layout") => snippets::layout(block),
             ("text", "log") => snippets::log_line(block),
             ("text", "") => Ok(()),
+            // The README's Rust blocks are doctests of prescient-client
+            // (client/src/lib.rs includes the README), which `cargo test`
+            // compiles.
+            ("rust", _) if block.file == "README.md" => Ok(()),
             (lang, kind) => Err(format!("no check for a `{lang} {kind}` block")),
         }
     }
@@ -146,6 +160,7 @@ impl Docs {
         let args = match w.as_slice() {
             ["cargo", "run", "--release", "--example", "acquire"]
             | ["cargo", "run", "--example", "acquire"] => return example(&cmd.expected),
+            w if w == CLIENT_EXAMPLE => return client_example(&cmd.expected),
             ["grpcurl", ..] => return grpcurl(&w),
             ["prescient", args @ ..]
             | ["cargo", "run", "--release", "--", args @ ..]
@@ -206,6 +221,20 @@ fn example(expected: &[String]) -> Result<(), String> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let out = rt
         .block_on(super::acquire_example::run(&daemon.grpc.to_string()))
+        .map_err(|e| e.to_string())?;
+    if out.lines().count() != expected.len() {
+        return Err(format!("expected {expected:?}, got:\n{out}"));
+    }
+    markdown::same_shape(expected, &out)
+}
+
+/// `cargo run -p prescient-client --example permit`: the client crate's
+/// example against a daemon on the embedded defaults, like [`example`].
+fn client_example(expected: &[String]) -> Result<(), String> {
+    let daemon = Daemon::start_embedded();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let out = rt
+        .block_on(super::permit_example::run(&daemon.grpc.to_string()))
         .map_err(|e| e.to_string())?;
     if out.lines().count() != expected.len() {
         return Err(format!("expected {expected:?}, got:\n{out}"));
