@@ -349,14 +349,20 @@ async fn reflection_and_health_list_the_external_scaler() {
 
     let d = Daemon::start(POLICY, &[]);
     let channel = d.channel().await;
-    let r = HealthClient::new(channel.clone())
-        .check(HealthCheckRequest {
-            service: "externalscaler.ExternalScaler".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.status(), ServingStatus::Serving);
+    // Envoy's face too: a health check that names it finds it serving.
+    for service in [
+        "externalscaler.ExternalScaler",
+        "envoy.service.ratelimit.v3.RateLimitService",
+    ] {
+        let r = HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.status(), ServingStatus::Serving, "{service}");
+    }
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
