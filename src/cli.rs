@@ -1,4 +1,4 @@
-//! The command line (DESIGN §7): `serve`, `check`, `simulate`.
+//! The command line (DESIGN §7): `serve`, `check`, `simulate`, `bench`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::clock::SystemClock;
+use crate::loadgen;
 use crate::policy::Policy;
 use crate::settings::{LogFormat, Overrides, Settings};
 use crate::sim::{self, Mode, Split, Trace};
@@ -90,6 +91,35 @@ pub enum Command {
         /// also the forecast's lead time.
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         startup: Option<std::time::Duration>,
+    },
+    /// Load a daemon on this machine with unary Acquire: requests/s and
+    /// latency percentiles (loopback targets only).
+    Bench {
+        /// The daemon's gRPC address (host:port, loopback).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        target: String,
+        /// HTTP/2 connections.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Requests in flight on each connection.
+        #[arg(long, default_value_t = 16)]
+        streams: usize,
+        /// Tenants, taken in turn.
+        #[arg(long, value_delimiter = ',', default_value = "checkout,search")]
+        tenants: Vec<String>,
+        #[arg(long, default_value = "db_queries")]
+        resource: String,
+        #[arg(long, default_value_t = 1)]
+        amount: u64,
+        /// Stop after this many requests (default 100000).
+        #[arg(long, conflicts_with = "duration")]
+        requests: Option<u64>,
+        /// Stop after this long (e.g. 10s) instead.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -195,6 +225,38 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.as_deref(),
                 prewarm,
             )
+        }
+        Command::Bench {
+            target,
+            connections,
+            streams,
+            tenants,
+            resource,
+            amount,
+            requests,
+            duration,
+            json,
+        } => {
+            let load = loadgen::Load {
+                target: loadgen::loopback(&target)?,
+                connections,
+                streams,
+                tenants,
+                resource,
+                amount,
+                stop: match duration {
+                    Some(d) => loadgen::Stop::After(d),
+                    None => loadgen::Stop::Requests(requests.unwrap_or(100_000)),
+                },
+            };
+            load.check()?;
+            let report = tokio::runtime::Runtime::new()?.block_on(load.run())?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Check { policy } => match Policy::load_file(&policy) {
             Ok(p) => {

@@ -17,6 +17,7 @@ pub mod connections;
 pub mod daemon;
 pub mod echo;
 pub mod grpc;
+pub mod loadgen;
 pub mod metrics;
 pub mod planner;
 pub mod policy;

@@ -99,6 +99,7 @@ fn load_and_use(bytes: &[u8]) -> Result<(), TestCaseError> {
                     &h.minute_demand,
                     &h.minute_arrivals,
                     &h.minute_hold,
+                    &h.quarter_demand,
                 ] {
                     let _ = (ring.tail(usize::MAX), ring.tail(60), ring.last());
                 }
@@ -120,6 +121,7 @@ enum Edit {
     Sample(usize, f32),
     AccTicks(u32),
     AccHolds(u32),
+    AccMinutes(u32),
     Ticks(u64),
     AccDemand(f64),
 }
@@ -128,9 +130,12 @@ fn near_bounds() -> impl Strategy<Value = usize> {
     prop_oneof![
         Just(0usize),
         Just(1),
-        Just(3_599),
-        Just(3_600),
-        Just(3_601),
+        Just(599),
+        Just(600),
+        Just(601),
+        Just(1_344),
+        Just(1_440),
+        Just(5_760),
         Just(20_160),
         Just(1_000_000),
         Just(usize::MAX),
@@ -140,7 +145,7 @@ fn near_bounds() -> impl Strategy<Value = usize> {
 }
 
 fn edit() -> impl Strategy<Value = (usize, Edit)> {
-    let ring = 0..6usize;
+    let ring = 0..7usize;
     let field = prop_oneof![
         (ring.clone(), near_bounds()).prop_map(|(r, v)| Edit::Head(r, v)),
         (ring.clone(), near_bounds()).prop_map(|(r, v)| Edit::Cap(r, v)),
@@ -148,6 +153,7 @@ fn edit() -> impl Strategy<Value = (usize, Edit)> {
         (ring, any::<f32>()).prop_map(|(r, v)| Edit::Sample(r, v)),
         any::<u32>().prop_map(Edit::AccTicks),
         any::<u32>().prop_map(Edit::AccHolds),
+        (0..20u32).prop_map(Edit::AccMinutes),
         any::<u64>().prop_map(Edit::Ticks),
         any::<f64>().prop_map(Edit::AccDemand),
     ];
@@ -167,12 +173,13 @@ fn apply(snap: &mut mirror::Snapshot, (series, edit): (usize, Edit)) {
         }
         Edit::AccTicks(v) => h.acc_ticks = v,
         Edit::AccHolds(v) => h.acc_holds = v,
+        Edit::AccMinutes(v) => h.acc_minutes = v,
         Edit::Ticks(v) => h.ticks = v,
         Edit::AccDemand(v) => h.acc_demand = v,
     }
 }
 
-fn rings(h: &mut mirror::History) -> [&mut mirror::Ring; 6] {
+fn rings(h: &mut mirror::History) -> [&mut mirror::Ring; 7] {
     [
         &mut h.tick_demand,
         &mut h.tick_granted,
@@ -180,6 +187,7 @@ fn rings(h: &mut mirror::History) -> [&mut mirror::Ring; 6] {
         &mut h.minute_demand,
         &mut h.minute_arrivals,
         &mut h.minute_hold,
+        &mut h.quarter_demand,
     ]
 }
 
@@ -187,7 +195,7 @@ fn rings(h: &mut mirror::History) -> [&mut mirror::Ring; 6] {
 fn the_snapshot_mirror_follows_the_format() {
     let snap = mirror::read(&GENUINE);
     assert_eq!(mirror::write(&snap), *GENUINE);
-    assert_eq!(snap.series[1].history.tick_demand.buf.len(), 3_600);
+    assert_eq!(snap.series[1].history.tick_demand.buf.len(), 600);
     assert_eq!(snap.series[1].history.tick_demand.head, 100);
     load_and_use(&GENUINE).unwrap();
 }

@@ -105,3 +105,81 @@ async fn a_snapshot_with_a_broken_ring_is_refused_and_the_daemon_serves() {
         assert!(d.child.try_wait().unwrap().is_none(), "still running");
     }
 }
+
+/// A snapshot of format 2 (before the history's tiers: an hour of ticks,
+/// 14 days of minutes), as the previous release wrote it.
+fn format_2_snapshot(minutes: usize) -> Vec<u8> {
+    use prescient::planner::history::v2::HistoryV2;
+    use prescient::planner::ring::Ring;
+    let ring = |cap: usize, n: usize| {
+        let mut r = Ring::new(cap);
+        for i in 0..n {
+            r.push(i as f32);
+        }
+        r
+    };
+    let (ticks, days) = (3_600, 14 * 1440);
+    let history = HistoryV2 {
+        tick_demand: ring(ticks, minutes),
+        tick_granted: ring(ticks, minutes),
+        tick_arrivals: ring(ticks, minutes),
+        minute_demand: ring(days, minutes),
+        minute_arrivals: ring(days, minutes),
+        minute_hold: ring(days, minutes),
+        acc_demand: 0.0,
+        acc_arrivals: 0.0,
+        acc_ticks: 0,
+        acc_hold: 0.0,
+        acc_holds: 0,
+        ticks: minutes as u64,
+    };
+    let mut bytes = b"prescient-hist\0\0".to_vec();
+    bytes.extend(2u32.to_le_bytes());
+    bytes.extend(postcard::to_stdvec(&vec![("web", "api", history)]).unwrap());
+    bytes
+}
+
+#[tokio::test]
+async fn a_format_2_snapshot_is_upgraded_and_kept_by_the_daemon() {
+    use prescient::planner::snapshot;
+    let state = tempfile::tempdir().unwrap();
+    let minutes = 6_000;
+    std::fs::write(
+        state.path().join("history.snapshot"),
+        format_2_snapshot(minutes),
+    )
+    .unwrap();
+    let mut d = Daemon::start(
+        POLICY,
+        &[
+            ("PRESCIENT_STATE_DIR", state.path().to_str().unwrap()),
+            ("PRESCIENT_TICK", "50ms"),
+        ],
+    );
+    assert!(
+        d.logged(&["history restored", "series=1"]),
+        "{:?}",
+        d.log.lock().unwrap()
+    );
+    let status = tokio::task::spawn_blocking(move || d.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    // Written back in today's format, the old minutes in it.
+    let saved = snapshot::load(state.path()).unwrap().unwrap();
+    let web = saved
+        .iter()
+        .find(|s| (s.tenant.as_str(), s.resource.as_str()) == ("web", "api"))
+        .expect("the restored series is saved again");
+    let kept = prescient::planner::history::MINUTES_KEPT;
+    let minutes_seen = web.history.minute_demand.tail(kept);
+    assert_eq!(minutes_seen.len(), kept);
+    // The newest old minutes are there (the daemon may have closed a
+    // minute of its own after them: 50 ms ticks).
+    assert!(
+        minutes_seen.contains(&((minutes - 1) as f64)),
+        "{:?}",
+        &minutes_seen[kept - 5..]
+    );
+    assert!(web.history.ticks >= minutes as u64);
+}

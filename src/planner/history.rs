@@ -1,21 +1,43 @@
-//! Per (tenant, resource) demand history in fixed memory (DESIGN §6): one
-//! sample per tick for the last hour, one per minute for the last 14 days.
-//! Each is a [`Ring`], which grows as data arrives up to its bound, so a
-//! young or idle series costs little.
+//! Per (tenant, resource) demand history in fixed memory (DESIGN §6), in
+//! tiers sized by what reads them: the forecaster fits on the last
+//! [`MAX_FIT_MINUTES`] of per-minute demand and the reserve sizing reads the
+//! last hour of hold times, so
 //!
-//! Memory per series at its bound, with a 1 s tick: per tick 3,600 samples ×
-//! 3 × f32 (demand, granted, arrivals) = 43 KB; per minute 20,160 × 3 × f32
-//! (demand, arrivals, hold time) = 242 KB; 285 KB in all. 1,000 series ≈
-//! 280 MB at the bound (a series only grows to it over 14 days).
+//! | tier | samples | span at a 1 s tick | bytes |
+//! |---|---:|---:|---:|
+//! | per tick: demand, granted, arrivals | 600 × 3 | 10 minutes | 7,200 |
+//! | per minute: demand | 5,760 | 4 days (all a fit reads) | 23,040 |
+//! | per minute: arrivals, hold time | 1,440 × 2 | 1 day | 11,520 |
+//! | per quarter hour: demand | 1,344 | 14 days (two weekly cycles) | 5,376 |
+//!
+//! 47,136 bytes of samples, under 48 KB with the struct ([`MAX_BYTES`],
+//! held by a test). Each tier is a [`Ring`], which grows as data arrives up
+//! to its bound, so a young or idle series costs little.
+//!
+//! [`MAX_FIT_MINUTES`]: super::model::MAX_FIT_MINUTES
 
 use serde::{Deserialize, Serialize};
 
-use super::ring::{Invalid, Ring, check_rate};
+use super::ring::Ring;
 
-/// Samples kept per tick (one hour at 1 s).
-pub const TICKS_KEPT: usize = 3_600;
-/// Samples kept per minute (14 days).
-pub const MINUTES_KEPT: usize = 14 * 24 * 60;
+mod check;
+pub mod v2;
+
+/// Samples kept per tick (ten minutes at 1 s): nothing fits on them, they
+/// show the last minutes at full resolution.
+pub const TICKS_KEPT: usize = 600;
+/// Minutes of demand kept: exactly what a fit reads, so the forecast sees
+/// the same series it did when 14 days of minutes were kept.
+pub const MINUTES_KEPT: usize = super::model::MAX_FIT_MINUTES;
+/// Minutes of arrivals and hold times kept (one day; the reserve sizing
+/// reads the last hour).
+pub const DETAIL_MINUTES_KEPT: usize = 1_440;
+/// Minutes per sample of the coarse tier.
+pub const QUARTER: u32 = 15;
+/// Quarter hours of demand kept (14 days: two cycles of a weekly season).
+pub const QUARTERS_KEPT: usize = 14 * 24 * 60 / QUARTER as usize;
+/// Most bytes a series holds at its bound, samples and struct.
+pub const MAX_BYTES: usize = 48_000;
 /// Most ticks a history read from outside may claim: thousands of years at
 /// 1 ms ticks, far from where tick arithmetic could overflow.
 pub const MAX_TICKS: u64 = 1 << 48;
@@ -42,12 +64,17 @@ pub struct History {
     pub minute_arrivals: Ring,
     /// Mean hold time (s) per minute; 0 for a minute with none finished.
     pub minute_hold: Ring,
+    /// Mean demand per quarter hour.
+    pub quarter_demand: Ring,
     /// Partial minute: sums and how many ticks.
-    acc_demand: f64,
-    acc_arrivals: f64,
-    acc_ticks: u32,
-    acc_hold: f64,
-    acc_holds: u32,
+    pub(super) acc_demand: f64,
+    pub(super) acc_arrivals: f64,
+    pub(super) acc_ticks: u32,
+    pub(super) acc_hold: f64,
+    pub(super) acc_holds: u32,
+    /// Partial quarter hour: sum of its minutes' demand, and how many.
+    pub(super) acc_quarter: f64,
+    pub(super) acc_minutes: u32,
     /// Ticks recorded in all.
     pub ticks: u64,
 }
@@ -59,13 +86,16 @@ impl Default for History {
             tick_granted: Ring::new(TICKS_KEPT),
             tick_arrivals: Ring::new(TICKS_KEPT),
             minute_demand: Ring::new(MINUTES_KEPT),
-            minute_arrivals: Ring::new(MINUTES_KEPT),
-            minute_hold: Ring::new(MINUTES_KEPT),
+            minute_arrivals: Ring::new(DETAIL_MINUTES_KEPT),
+            minute_hold: Ring::new(DETAIL_MINUTES_KEPT),
+            quarter_demand: Ring::new(QUARTERS_KEPT),
             acc_demand: 0.0,
             acc_arrivals: 0.0,
             acc_ticks: 0,
             acc_hold: 0.0,
             acc_holds: 0,
+            acc_quarter: 0.0,
+            acc_minutes: 0,
             ticks: 0,
         }
     }
@@ -75,9 +105,7 @@ impl History {
     /// Records one tick; every `ticks_per_minute` ticks, closes a minute
     /// (the mean rate over it). Returns whether a minute was closed.
     pub fn record(&mut self, s: Sample, ticks_per_minute: u32) -> bool {
-        self.tick_demand.push(s.demand as f32);
-        self.tick_granted.push(s.granted as f32);
-        self.tick_arrivals.push(s.arrivals as f32);
+        self.push_tick(s.demand as f32, s.granted as f32, s.arrivals as f32);
         self.ticks += 1;
         self.acc_demand += s.demand;
         self.acc_arrivals += s.arrivals;
@@ -88,14 +116,16 @@ impl History {
         }
         if self.acc_ticks >= ticks_per_minute.max(1) {
             let n = self.acc_ticks as f64;
-            self.minute_demand.push((self.acc_demand / n) as f32);
-            self.minute_arrivals.push((self.acc_arrivals / n) as f32);
             let hold = if self.acc_holds > 0 {
                 self.acc_hold / self.acc_holds as f64
             } else {
                 0.0
             };
-            self.minute_hold.push(hold as f32);
+            self.push_minute(
+                (self.acc_demand / n) as f32,
+                (self.acc_arrivals / n) as f32,
+                hold as f32,
+            );
             self.acc_demand = 0.0;
             self.acc_arrivals = 0.0;
             self.acc_ticks = 0;
@@ -104,6 +134,27 @@ impl History {
             return true;
         }
         false
+    }
+
+    pub(super) fn push_tick(&mut self, demand: f32, granted: f32, arrivals: f32) {
+        self.tick_demand.push(demand);
+        self.tick_granted.push(granted);
+        self.tick_arrivals.push(arrivals);
+    }
+
+    /// Closes a minute; every [`QUARTER`] minutes, a quarter hour too.
+    pub(super) fn push_minute(&mut self, demand: f32, arrivals: f32, hold: f32) {
+        self.minute_demand.push(demand);
+        self.minute_arrivals.push(arrivals);
+        self.minute_hold.push(hold);
+        self.acc_quarter += demand as f64;
+        self.acc_minutes += 1;
+        if self.acc_minutes >= QUARTER {
+            self.quarter_demand
+                .push((self.acc_quarter / QUARTER as f64) as f32);
+            self.acc_quarter = 0.0;
+            self.acc_minutes = 0;
+        }
     }
 
     /// The mean hold time (s) of the last hour's minutes that saw work
@@ -118,105 +169,38 @@ impl History {
         (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64)
     }
 
-    /// Checks a history read from outside: every ring within its bound,
-    /// rings recorded together of one length, counters consistent with the
-    /// ticks recorded and far from overflow, every sample a rate.
-    pub fn check(&self) -> Result<(), Invalid> {
-        let tick_rings = [
-            ("tick_demand", &self.tick_demand),
-            ("tick_granted", &self.tick_granted),
-            ("tick_arrivals", &self.tick_arrivals),
-        ];
-        let minute_rings = [
-            ("minute_demand", &self.minute_demand),
-            ("minute_arrivals", &self.minute_arrivals),
-            ("minute_hold", &self.minute_hold),
-        ];
-        for (rings, cap) in [(tick_rings, TICKS_KEPT), (minute_rings, MINUTES_KEPT)] {
-            let (first, lead) = rings[0];
-            for (name, ring) in rings {
-                ring.check(name, cap)?;
-                if (ring.len(), ring.head()) != (lead.len(), lead.head()) {
-                    return Err(Invalid::new(
-                        name,
-                        format!(
-                            "{} samples at head {}, but {first} has {} at head {}: \
-                             rings recorded together must match",
-                            ring.len(),
-                            ring.head(),
-                            lead.len(),
-                            lead.head()
-                        ),
-                    ));
-                }
-            }
-        }
-        if self.ticks > MAX_TICKS {
-            return Err(Invalid::new(
-                "ticks",
-                format!("{} is more than {MAX_TICKS}", self.ticks),
-            ));
-        }
-        for (name, len) in [
-            ("tick_demand", self.tick_demand.len()),
-            ("minute_demand", self.minute_demand.len()),
-        ] {
-            if len as u64 > self.ticks {
-                return Err(Invalid::new(
-                    "ticks",
-                    format!("{}, fewer than the {len} samples of {name}", self.ticks),
-                ));
-            }
-        }
-        if self.acc_ticks as u64 > self.ticks {
-            return Err(Invalid::new(
-                "acc_ticks",
-                format!(
-                    "{} ticks into the minute, more than the {} recorded",
-                    self.acc_ticks, self.ticks
-                ),
-            ));
-        }
-        if self.acc_ticks == u32::MAX {
-            return Err(Invalid::new(
-                "acc_ticks",
-                "at its counter's limit: the next tick would overflow",
-            ));
-        }
-        if self.acc_holds > self.acc_ticks {
-            return Err(Invalid::new(
-                "acc_holds",
-                format!(
-                    "{} holds in the minute, more than its {} ticks",
-                    self.acc_holds, self.acc_ticks
-                ),
-            ));
-        }
-        check_rate(|| "acc_demand".into(), self.acc_demand)?;
-        check_rate(|| "acc_arrivals".into(), self.acc_arrivals)?;
-        check_rate(|| "acc_hold".into(), self.acc_hold)
-    }
-
     /// Bytes this series holds now (allocated, not just used).
     pub fn memory(&self) -> usize {
-        4 * [
-            &self.tick_demand,
-            &self.tick_granted,
-            &self.tick_arrivals,
-            &self.minute_demand,
-            &self.minute_arrivals,
-            &self.minute_hold,
-        ]
-        .iter()
-        .map(|r| r.allocated())
-        .sum::<usize>()
+        4 * self
+            .rings()
+            .iter()
+            .map(|(_, r, _)| r.allocated())
+            .sum::<usize>()
             + std::mem::size_of::<Self>()
+    }
+
+    /// Every ring, its name and its bound.
+    pub(super) fn rings(&self) -> [(&'static str, &Ring, usize); 7] {
+        [
+            ("tick_demand", &self.tick_demand, TICKS_KEPT),
+            ("tick_granted", &self.tick_granted, TICKS_KEPT),
+            ("tick_arrivals", &self.tick_arrivals, TICKS_KEPT),
+            ("minute_demand", &self.minute_demand, MINUTES_KEPT),
+            (
+                "minute_arrivals",
+                &self.minute_arrivals,
+                DETAIL_MINUTES_KEPT,
+            ),
+            ("minute_hold", &self.minute_hold, DETAIL_MINUTES_KEPT),
+            ("quarter_demand", &self.quarter_demand, QUARTERS_KEPT),
+        ]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::planner::model::MAX_FIT_MINUTES;
 
     #[test]
     fn minutes_are_the_mean_rate_of_their_ticks() {
@@ -239,7 +223,24 @@ mod tests {
         assert_eq!(h.tick_demand.len(), 120);
     }
 
-    fn recorded(ticks: usize) -> History {
+    #[test]
+    fn quarter_hours_are_the_mean_demand_of_their_minutes() {
+        let mut h = History::default();
+        for i in 0..31 {
+            h.record(
+                Sample {
+                    demand: i as f64,
+                    ..Sample::default()
+                },
+                1,
+            );
+        }
+        // Minutes 0..=14 and 15..=29; minute 30 waits in the accumulator.
+        assert_eq!(h.quarter_demand.tail(5), [7.0, 22.0]);
+        assert_eq!((h.acc_minutes, h.acc_quarter), (1, 30.0));
+    }
+
+    pub(super) fn recorded(ticks: usize) -> History {
         let mut h = History::default();
         for i in 0..ticks {
             h.record(
@@ -255,98 +256,45 @@ mod tests {
         h
     }
 
-    #[test]
-    fn histories_as_recorded_pass_the_check() {
-        for ticks in [0, 1, 59, 60, 61, TICKS_KEPT, TICKS_KEPT + 7] {
-            assert_eq!(recorded(ticks).check(), Ok(()), "{ticks}");
-        }
-    }
+    /// The bound in bytes, from the ring bounds and f32 samples.
+    const BOUND: usize = 4
+        * (3 * TICKS_KEPT + MINUTES_KEPT + 2 * DETAIL_MINUTES_KEPT + QUARTERS_KEPT)
+        + std::mem::size_of::<History>();
 
     #[test]
-    fn each_broken_field_is_named() {
-        type Edit = fn(&mut History);
-        let cases: [(Edit, &str, &str); 14] = [
-            (
-                |h| h.tick_demand = Ring::new(0),
-                "tick_demand.cap",
-                "0, but",
-            ),
-            (
-                |h| h.minute_hold = Ring::new(TICKS_KEPT),
-                "minute_hold.cap",
-                "3600, but this ring keeps 20160",
-            ),
-            (
-                |h| h.tick_granted = Ring::new(TICKS_KEPT),
-                "tick_granted",
-                "0 samples at head 0, but tick_demand has 70",
-            ),
-            (
-                |h| h.minute_arrivals = Ring::new(MINUTES_KEPT),
-                "minute_arrivals",
-                "0 samples",
-            ),
-            (
-                |h| h.ticks = MAX_TICKS + 1,
-                "ticks",
-                "281474976710657 is more",
-            ),
-            (
-                |h| h.ticks = 3,
-                "ticks",
-                "3, fewer than the 70 samples of tick_demand",
-            ),
-            (
-                |h| h.acc_ticks = 71,
-                "acc_ticks",
-                "71 ticks into the minute",
-            ),
-            (
-                |h| (h.ticks, h.acc_ticks) = (u32::MAX as u64, u32::MAX),
-                "acc_ticks",
-                "at its counter's limit",
-            ),
-            (
-                |h| h.acc_holds = 11,
-                "acc_holds",
-                "11 holds in the minute, more than its 10",
-            ),
-            (|h| h.acc_demand = f64::NAN, "acc_demand", "NaN is not"),
-            (|h| h.acc_arrivals = -1.0, "acc_arrivals", "-1 is not"),
-            (|h| h.acc_hold = f64::INFINITY, "acc_hold", "inf is not"),
-            (
-                |h| {
-                    h.tick_demand = Ring::new(TICKS_KEPT);
-                    h.tick_demand.push(f32::NAN);
-                },
-                "tick_demand.buf[0]",
-                "NaN is not",
-            ),
-            (
-                |h| {
-                    h.minute_demand = Ring::new(MINUTES_KEPT);
-                    h.minute_demand.push(-2.0);
-                },
-                "minute_demand.buf[0]",
-                "-2 is not",
-            ),
-        ];
-        for (edit, field, reason) in cases {
-            let mut h = recorded(70);
-            edit(&mut h);
-            let e = h.check().unwrap_err();
-            assert_eq!(e.field, field, "{e}");
-            assert!(e.reason.starts_with(reason), "{e}");
-        }
-    }
-
-    #[test]
-    fn memory_is_bounded() {
+    fn a_series_at_its_bound_holds_at_most_48_kb() {
+        const { assert!(BOUND <= MAX_BYTES) };
+        // One tick a minute: the coarsest tier fills after 14 days' minutes.
         let mut h = History::default();
-        for _ in 0..(TICKS_KEPT * 2) {
+        for _ in 0..QUARTERS_KEPT * QUARTER as usize + 100 {
             h.record(Sample::default(), 1);
         }
-        assert_eq!(h.tick_demand.len(), TICKS_KEPT);
-        assert!(h.memory() < 300 * 1024, "{}", h.memory());
+        for (name, ring, cap) in h.rings() {
+            assert_eq!((ring.len(), ring.allocated()), (cap, cap), "{name}");
+        }
+        // What the rings really allocated, not what they use.
+        assert_eq!(h.memory(), BOUND);
+        assert!(h.memory() <= MAX_BYTES, "{}", h.memory());
+    }
+
+    #[test]
+    fn a_fit_reads_every_minute_it_read_before_the_tiers() {
+        const { assert!(MINUTES_KEPT >= MAX_FIT_MINUTES) };
+        let mut h = History::default();
+        let minutes = MAX_FIT_MINUTES + 500;
+        for i in 0..minutes {
+            h.record(
+                Sample {
+                    demand: i as f64,
+                    ..Sample::default()
+                },
+                1,
+            );
+        }
+        let fit = h.minute_demand.tail(MAX_FIT_MINUTES);
+        let newest: Vec<f64> = (minutes - MAX_FIT_MINUTES..minutes)
+            .map(|i| i as f64)
+            .collect();
+        assert_eq!(fit, newest);
     }
 }

@@ -5,6 +5,8 @@
 //! snapshot intact. A corrupt, truncated or foreign file, or one whose
 //! histories break an invariant (a ring's bound, its head), is reported and
 //! ignored: the daemon starts with empty history rather than not at all.
+//! A format 2 snapshot (before the history's tiers) is read and upgraded:
+//! the newest samples of each ring move into the tiers.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,12 +14,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::history::History;
+use super::history::v2::HistoryV2;
 use super::ring::Invalid;
 use crate::echo::Echo;
 
 const MAGIC: &[u8; 16] = b"prescient-hist\0\0";
-/// Bump on any change to the serialized types.
-pub const VERSION: u32 = 2;
+/// Bump on any change to the serialized types (and read the old one).
+pub const VERSION: u32 = 3;
+/// The format before the history's tiers, still read.
+const V2: u32 = 2;
 const FILE: &str = "history.snapshot";
 
 /// The saved history of one (tenant, resource).
@@ -28,6 +33,14 @@ pub struct SavedSeries {
     pub history: History,
 }
 
+/// A series as format 2 saved it.
+#[derive(Debug, Deserialize)]
+struct SavedSeriesV2 {
+    tenant: String,
+    resource: String,
+    history: HistoryV2,
+}
+
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -35,7 +48,7 @@ pub enum SnapshotError {
     Io(PathBuf, std::io::Error),
     #[error("{0}: not a prescient history snapshot")]
     Foreign(PathBuf),
-    #[error("{0}: snapshot format version {1}, this build reads version {VERSION}")]
+    #[error("{0}: snapshot format version {1}, this build reads versions {V2} and {VERSION}")]
     Version(PathBuf, u32),
     #[error("{0}: corrupt snapshot: {1}")]
     Corrupt(PathBuf, postcard::Error),
@@ -100,12 +113,13 @@ fn decode(file: PathBuf, bytes: &[u8]) -> Result<Vec<SavedSeries>, SnapshotError
     let mut version = [0u8; 4];
     version.copy_from_slice(&bytes[MAGIC.len()..MAGIC.len() + 4]);
     let version = u32::from_le_bytes(version);
-    if version != VERSION {
-        return Err(SnapshotError::Version(file, version));
-    }
-    let series: Vec<SavedSeries> = match postcard::from_bytes(&bytes[MAGIC.len() + 4..]) {
-        Ok(series) => series,
-        Err(e) => return Err(SnapshotError::Corrupt(file, e)),
+    let body = &bytes[MAGIC.len() + 4..];
+    let series: Vec<SavedSeries> = match version {
+        VERSION => {
+            postcard::from_bytes(body).map_err(|e| SnapshotError::Corrupt(file.clone(), e))?
+        }
+        V2 => upgrade(&file, body)?,
+        _ => return Err(SnapshotError::Version(file, version)),
     };
     if let Some((s, why)) = series
         .iter()
@@ -119,6 +133,27 @@ fn decode(file: PathBuf, bytes: &[u8]) -> Result<Vec<SavedSeries>, SnapshotError
         });
     }
     Ok(series)
+}
+
+/// Reads a format 2 body into today's histories.
+fn upgrade(file: &Path, body: &[u8]) -> Result<Vec<SavedSeries>, SnapshotError> {
+    let old: Vec<SavedSeriesV2> =
+        postcard::from_bytes(body).map_err(|e| SnapshotError::Corrupt(file.to_path_buf(), e))?;
+    old.into_iter()
+        .map(|s| match s.history.upgrade() {
+            Ok(history) => Ok(SavedSeries {
+                tenant: s.tenant,
+                resource: s.resource,
+                history,
+            }),
+            Err(why) => Err(SnapshotError::Invalid {
+                file: file.to_path_buf(),
+                tenant: s.tenant,
+                resource: s.resource,
+                why,
+            }),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -200,8 +235,36 @@ mod tests {
         let err = err.to_string();
         assert!(
             err.contains("invalid snapshot: series \"xxxx")
-                && err
-                    .contains("…(1000 bytes)/\"r\": tick_demand.cap: 0, but this ring keeps 3600"),
+                && err.contains("…(1000 bytes)/\"r\": tick_demand.cap: 0, but this ring keeps 600"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_format_2_snapshot_is_upgraded_not_forgotten() {
+        use crate::planner::history::v2;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |series: &[(&str, &str, HistoryV2)]| {
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend(V2.to_le_bytes());
+            bytes.extend(postcard::to_stdvec(series).unwrap());
+            std::fs::write(path(dir.path()), bytes).unwrap();
+        };
+        let days = v2::sample(5 * 1440);
+        write(&[("t", "r", days.clone())]);
+        let loaded = load(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            (loaded[0].tenant.as_str(), loaded[0].resource.as_str()),
+            ("t", "r")
+        );
+        assert_eq!(loaded[0].history, days.clone().upgrade().unwrap());
+
+        let mut broken = v2::sample(10);
+        broken.minute_hold.push(f32::NAN);
+        write(&[("t", "r", v2::sample(10)), ("u", "r", broken)]);
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("invalid snapshot: series \"u\"/\"r\": minute_hold.buf[10]: NaN is not a finite rate >= 0"),
             "{err}"
         );
     }

@@ -24,11 +24,14 @@ pub struct History {
     pub minute_demand: Ring,
     pub minute_arrivals: Ring,
     pub minute_hold: Ring,
+    pub quarter_demand: Ring,
     pub acc_demand: f64,
     pub acc_arrivals: f64,
     pub acc_ticks: u32,
     pub acc_hold: f64,
     pub acc_holds: u32,
+    pub acc_quarter: f64,
+    pub acc_minutes: u32,
     pub ticks: u64,
 }
 
