@@ -184,6 +184,16 @@ impl Planner {
             }
             let a = &s.tenant.allotments[resource];
             if a.limit.reserve.is_none() {
+                if self.oracle.is_some() && s.tenant.qos.borrow {
+                    // Known demand: a borrower without a reserve claims
+                    // its excess too, or reserves would starve it (it is
+                    // water-filled, not given a reserve).
+                    let (g, weight) = (a.guaranteed_here() as f64, s.tenant.qos.weight);
+                    let band = self.band_over(i, now, wall, self.config.tick);
+                    wants.push((sizing::reserve_wanted(band, g, f64::MAX), weight));
+                    near.push(0.0);
+                    who.push(usize::MAX);
+                }
                 continue;
             }
             let (g, horizon, weight) = (a.guaranteed_here() as f64, s.horizon, s.tenant.qos.weight);
@@ -199,11 +209,17 @@ impl Planner {
         }
         let registry = self.core.registry();
         let r = &registry.resources[resource];
-        let sizes: Vec<u64> = sizing::water_fill(&wants, r.reservable() as f64)
-            .into_iter()
-            .zip(&near)
-            .map(|(size, near)| size.min(*near).floor() as u64)
-            .collect();
+        let (sizes, who): (Vec<u64>, Vec<usize>) =
+            sizing::water_fill(&wants, r.reservable() as f64)
+                .into_iter()
+                .zip(&near)
+                .map(|(size, near)| size.min(*near).floor() as u64)
+                .zip(who)
+                .filter(|(_, i)| *i != usize::MAX)
+                .unzip();
+        if sizes.is_empty() {
+            return;
+        }
         // Shrink first, so the growing ones find the room.
         let mut order: Vec<usize> = (0..sizes.len()).collect();
         order.sort_by_key(|&k| {

@@ -65,9 +65,7 @@ impl Instance {
             (Mode::Reactive, _) => None,
             (Mode::Oracle, Some(demand)) => Some(
                 Planner::new(core.clone(), policy, config).with_oracle(Box::new(
-                    move |tenant, resource, now, horizon| {
-                        demand.band(tenant, resource, now, horizon)
-                    },
+                    move |tenant, resource, now, _horizon| demand.band(tenant, resource, now),
                 )),
             ),
             _ => Some(Planner::new(core.clone(), policy, config)),

@@ -5,8 +5,8 @@
 //! * **predictive**: the daemon's behaviour, reserves sized from forecasts;
 //! * **reactive**: no reserves, buckets and the shared pool only (what a
 //!   plain rate limiter does);
-//! * **oracle**: reserves sized from the trace's true demand over each
-//!   tenant's horizon, the bound no forecast can beat.
+//! * **oracle**: reserves sized in hindsight from the trace's true demand
+//!   of each tick (not a bound on the other modes: `oracle_tests`).
 //!
 //! With `--instances N` the trace is dealt over N simulated daemons
 //! ([`split`]), each its own core and planner (`instance`), sharing one
@@ -208,5 +208,7 @@ fn busiest_resources(trace: &Trace) -> Vec<(usize, usize)> {
         .collect()
 }
 
+#[cfg(test)]
+mod oracle_tests;
 #[cfg(test)]
 mod tests;

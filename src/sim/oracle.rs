@@ -1,13 +1,14 @@
 //! What the oracle mode knows: the trace's true demand rate per tick for
 //! every (tenant, resource), as it reaches one daemon. Its reserves are
-//! sized from the peak over each horizon: the bound no forecast beats.
-
-use std::collections::HashMap;
-use std::time::Duration;
+//! sized in hindsight for each tick alone: the tick's actual demand over
+//! the guarantee, water-filled by the planner within what is left, with
+//! no risk shrink (the band has no width) and no lending lag (the band of
+//! every horizon is the coming tick's, so nothing is held for later).
 
 use super::trace::{Row, Trace};
-use crate::clock::{Nanos, duration_to_nanos};
+use crate::clock::Nanos;
 use crate::planner::forecast::Band;
+use std::collections::HashMap;
 
 /// Per-tick demand rates, by (tenant, resource).
 pub(super) struct Demand {
@@ -32,22 +33,21 @@ impl Demand {
         Self { tick, rates }
     }
 
-    /// The highest demand rate over `[now, now + horizon)`.
-    pub(super) fn band(&self, tenant: &str, resource: &str, now: Nanos, horizon: Duration) -> Band {
+    /// The demand rate of the tick `[now, now + tick)`, whatever the
+    /// horizon: sizing for the peak of a longer horizon (as the oracle
+    /// once did) holds capacity for demand that has not come yet.
+    pub(super) fn band(&self, tenant: &str, resource: &str, now: Nanos) -> Band {
         let Some(rates) = self.rates.get(&(tenant.to_owned(), resource.to_owned())) else {
             return Band::default();
         };
-        let from = (now / self.tick) as usize;
-        let to = ((now + duration_to_nanos(horizon)) / self.tick) as usize;
-        let peak = rates
-            .iter()
-            .skip(from)
-            .take(to.saturating_sub(from).max(1))
-            .fold(0.0, |m: f64, r| m.max(*r));
+        let rate = rates
+            .get((now / self.tick) as usize)
+            .copied()
+            .unwrap_or(0.0);
         Band {
-            mean: peak,
-            lower: peak,
-            upper: peak,
+            mean: rate,
+            lower: rate,
+            upper: rate,
         }
     }
 }
