@@ -62,6 +62,10 @@ pub enum Command {
         /// CSV with the header timestamp,tenant,resource,amount.
         #[arg(long)]
         trace: PathBuf,
+        /// Read each row as the total of this interval (a metrics export
+        /// at 1m or 15s), replayed as one request per second of it.
+        #[arg(long, value_name = "DURATION", value_parser = parse_spread)]
+        spread: Option<std::time::Duration>,
         /// Which mode(s) to run.
         #[arg(long, value_enum, default_value_t = ModeArg::All)]
         mode: ModeArg,
@@ -121,6 +125,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--spread`: a duration longer than zero.
+fn parse_spread(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration ({e})"))?;
+    if d.is_zero() {
+        return Err("must be longer than 0".into());
+    }
+    Ok(d)
 }
 
 /// `--instances`: a whole number from 1 to [`sim::MAX_INSTANCES`].
@@ -195,6 +208,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate {
             policy,
             trace,
+            spread,
             mode,
             json,
             plot,
@@ -217,7 +231,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             simulate(
                 &policy,
-                &trace,
+                (&trace, spread),
                 mode.modes(),
                 &sim::Daemons { instances, split },
                 json,
@@ -281,7 +295,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 #[allow(clippy::too_many_arguments)]
 fn simulate(
     policy: &std::path::Path,
-    trace: &std::path::Path,
+    (trace, spread): (&std::path::Path, Option<std::time::Duration>),
     modes: Vec<Mode>,
     daemons: &sim::Daemons,
     json: bool,
@@ -304,7 +318,7 @@ fn simulate(
             settings.unused_env.join(", ")
         );
     }
-    let trace = match Trace::load(trace, &policy) {
+    let trace = match Trace::load(trace, &policy, spread) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");

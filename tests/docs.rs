@@ -105,8 +105,8 @@ fn every_markdown_page_is_checked_or_listed_as_not_run() {
     }
 }
 
-/// docs/simulation.md's results table against a run of its command: the
-/// reactive row exactly, the others within the run-to-run spread it states.
+/// docs/simulation.md's results table against a run of its command,
+/// exactly: replays are reproducible.
 #[test]
 fn simulation_results_table_is_what_the_command_prints() {
     let text = std::fs::read_to_string(repo().join("docs/simulation.md")).unwrap();
@@ -124,11 +124,9 @@ fn simulation_results_table_is_what_the_command_prints() {
         let mode = row[0].as_str();
         let m = &v["modes"][mode];
         let denied = |who: &str| m["tenants"][who]["tokens_denied"].as_f64().unwrap();
-        let exact = mode == "reactive";
         let close = |doc: f64, run: f64, what: &str| {
-            let tolerance = if exact { 0.0 } else { 0.005 * run.abs() };
             assert!(
-                (doc - run).abs() <= tolerance,
+                doc == run,
                 "{mode} {what}: the table says {doc}, the run {run}"
             );
         };

@@ -182,4 +182,66 @@ async fn a_format_2_snapshot_is_upgraded_and_kept_by_the_daemon() {
         &minutes_seen[kept - 5..]
     );
     assert!(web.history.ticks >= minutes as u64);
+
+/// A snapshot of `minutes` of steady `rate`/s for web/api, written by the
+/// library's own writer, ticks of `tick`.
+fn steady_snapshot(dir: &std::path::Path, minutes: u64, rate: f64, tick: std::time::Duration) {
+    use prescient::planner::{history, snapshot};
+    let tpm = (60.0 / tick.as_secs_f64()).round() as u32;
+    let mut h = history::History::default();
+    for _ in 0..minutes * tpm as u64 {
+        let s = history::Sample {
+            demand: rate,
+            granted: rate,
+            arrivals: rate,
+            hold: None,
+        };
+        h.record(s, tpm);
+    }
+    let series = [snapshot::SeriesRef {
+        tenant: "web",
+        resource: "api",
+        history: &h,
+    }];
+    snapshot::save(dir, &series).unwrap();
+}
+
+/// After a restart, the forecast comes from the restored history at once,
+/// whether it is shorter than a fit needs (3 minutes: the online forecast)
+/// or long enough for one (20): before any new Acquire, `GetForecast`'s
+/// mean is near the demand the history holds, not 0.
+#[tokio::test]
+async fn a_restored_history_is_forecast_from_before_any_new_demand() {
+    // A long tick: the first one runs at start, and no second one (which
+    // would see no demand and pull the forecast down) comes before the
+    // forecast is read.
+    let tick = std::time::Duration::from_secs(30);
+    for minutes in [3, 20] {
+        let state = tempfile::tempdir().unwrap();
+        steady_snapshot(state.path(), minutes, 40.0, tick);
+        let d = Daemon::start(
+            POLICY,
+            &[
+                ("PRESCIENT_STATE_DIR", state.path().to_str().unwrap()),
+                ("PRESCIENT_TICK", "30s"),
+            ],
+        );
+        let mut c = d.client().await;
+        let f = c
+            .get_forecast(prescient::proto::GetForecastRequest {
+                tenant: "web".into(),
+                resource: "api".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mean = f.points.first().expect("a forecast point").mean;
+        // One tick has passed since the restart, with no demand in it:
+        // the level drops by a tenth, its bias by a twentieth.
+        assert!(
+            (30.0..=44.0).contains(&mean),
+            "{minutes} minutes restored: mean {mean}, model {}",
+            f.model
+        );
+    }
 }

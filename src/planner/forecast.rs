@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 
 use super::model::{Fitted, ModelKind};
+pub use super::tally::Tally;
 
 /// Residuals (and scores) kept: ten minutes of ticks.
 const WINDOW: usize = 600;
@@ -75,6 +76,8 @@ pub struct Forecaster {
     hit_count: usize,
     abs_sum: f64,
     naive_sum: f64,
+    /// The same scores since the series began (the simulator's report).
+    total: Tally,
 }
 
 impl Forecaster {
@@ -99,6 +102,7 @@ impl Forecaster {
             hit_count: 0,
             abs_sum: 0.0,
             naive_sum: 0.0,
+            total: Tally::default(),
         }
     }
 
@@ -143,6 +147,18 @@ impl Forecaster {
         self.model_mean(minute).unwrap_or(self.ewma)
     }
 
+    /// Starts from a restored history's recent demand (per tick, oldest
+    /// first) as if it had been observed: the level, the residuals and so
+    /// the band carry on where the history ended instead of from zero
+    /// (with fewer minutes than a fit needs, nothing else would rebuild
+    /// them). Not scored: no forecast was made for those ticks.
+    pub fn warm(&mut self, recent: &[f64]) {
+        self.pending = None;
+        for &v in &recent[recent.len().saturating_sub(WINDOW)..] {
+            self.observe(v, 0);
+        }
+    }
+
     /// Takes this tick's demand (a rate): scores last tick's forecast,
     /// updates the residuals, bias and EWMA.
     pub fn observe(&mut self, actual: f64, minute: u64) {
@@ -159,9 +175,11 @@ impl Forecaster {
             self.hit_count += hit as usize;
             let e = (actual - band.mean).abs() as f32;
             self.abs_sum += e as f64 - push(&mut self.abs_errors, e).unwrap_or(0.0) as f64;
+            self.total.score(hit, e as f64);
             if let Some(prev) = self.last_actual {
                 let e = (actual - prev).abs() as f32;
                 self.naive_sum += e as f64 - push(&mut self.naive_errors, e).unwrap_or(0.0) as f64;
+                self.total.score_naive(e as f64);
             }
         }
         let residual = actual - self.base(minute);
@@ -219,6 +237,11 @@ impl Forecaster {
     /// Whether the fit covers `minute` with means to spare.
     pub fn covers(&self, minute: u64, ahead: u64) -> bool {
         self.model_mean(minute + ahead).is_some()
+    }
+
+    /// Scores since the series began.
+    pub fn tally(&self) -> Tally {
+        self.total
     }
 
     pub fn accuracy(&self) -> Accuracy {

@@ -16,6 +16,7 @@ pub mod ring;
 mod series;
 pub mod sizing;
 pub mod snapshot;
+mod tally;
 mod tick;
 
 use std::collections::{BTreeMap, HashSet};
@@ -46,8 +47,10 @@ pub struct PlannerConfig {
     pub refit_threshold: f64,
     /// Minutes of forecast published per series (GetForecast points).
     pub published_minutes: usize,
-    /// Fit on the tick's own thread (tests, simulator: deterministic) or on
-    /// a worker thread (the daemon: a slow fit never delays a tick).
+    /// Fit on the tick's own thread (tests, simulator: deterministic, each
+    /// fit charged to the budget at a nominal cost, never a measured one)
+    /// or on a worker thread (the daemon: a slow fit never delays a tick,
+    /// and the budget is charged what fits really cost).
     pub inline_refits: bool,
 }
 
@@ -171,7 +174,7 @@ impl Planner {
             ticks_per_minute,
             ticks: 0,
             worker,
-            fit_cost: 0.005,
+            fit_cost: refit::NOMINAL_FIT_COST,
             credit: 0.0,
             published,
             config,
@@ -240,6 +243,14 @@ impl Planner {
 
     pub fn ticks(&self) -> u64 {
         self.ticks
+    }
+
+    /// Every series' forecast scores since it began: `(tenant, resource,
+    /// tally)` in series order (the simulator's per-tenant accuracy).
+    pub fn tallies(&self) -> impl Iterator<Item = (&str, usize, forecast::Tally)> {
+        self.series
+            .iter()
+            .map(|s| (&*s.tenant.name, s.resource, s.forecaster.tally()))
     }
 
     /// Bytes of history held, all series.

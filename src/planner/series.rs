@@ -35,44 +35,54 @@ pub(super) struct Series {
 }
 
 impl Planner {
-    /// Adds series for tenants that appeared (listed, or from defaults).
+    /// Adds series for tenants that appeared (listed, or from defaults),
+    /// in tenant id order: the registry's tables iterate in a random
+    /// order, and a series' place decides its refit turn and its phase, so
+    /// that order would make two replays of one trace differ.
     pub(super) fn sync_series(&mut self) {
         let registry = self.core.registry();
+        let mut new: Vec<(Arc<Tenant>, usize)> = Vec::new();
         for tenant in registry.tenants() {
             for r in registry.live() {
-                let (resource, allotment) = (r.id, &tenant.allotments[r.id]);
-                if !self.known.insert((tenant.id, resource)) {
-                    continue;
+                if self.known.insert((tenant.id, r.id)) {
+                    new.push((tenant.clone(), r.id));
                 }
-                let name = &r.name;
-                let history = self
-                    .restored
-                    .remove(&(tenant.name.to_string(), name.to_string()))
-                    .unwrap_or_default();
-                let (quantile, seasons, horizon) = reserve_settings(allotment);
-                let mut forecaster = Forecaster::new(quantile);
-                forecaster.stagger(self.series.len());
-                self.by_key.insert(self.next_key, self.series.len());
-                self.series.push(Series {
-                    key: self.next_key,
-                    fit_generation: 0,
-                    tenant: tenant.clone(),
-                    resource,
-                    history,
-                    forecaster,
-                    seasons,
-                    horizon,
-                    last_fit: None,
-                    fitting: false,
-                    last_demand: 0.0,
-                    next: Band::default(),
-                    label: self
-                        .metrics
-                        .as_ref()
-                        .map_or_else(String::new, |m| m.tenant_label(&tenant.name)),
-                });
-                self.next_key += 1;
             }
+        }
+        new.sort_by_key(|(t, r)| (t.id, *r));
+        for (tenant, resource) in new {
+            let r = &registry.resources[resource];
+            let allotment = &tenant.allotments[resource];
+            let name = &r.name;
+            let history = self
+                .restored
+                .remove(&(tenant.name.to_string(), name.to_string()))
+                .unwrap_or_default();
+            let (quantile, seasons, horizon) = reserve_settings(allotment);
+            let mut forecaster = Forecaster::new(quantile);
+            forecaster.stagger(self.series.len());
+            // A restored history is forecast from at once.
+            forecaster.warm(&history.tick_demand.tail(history.tick_demand.len()));
+            self.by_key.insert(self.next_key, self.series.len());
+            self.series.push(Series {
+                key: self.next_key,
+                fit_generation: 0,
+                tenant: tenant.clone(),
+                resource,
+                history,
+                forecaster,
+                seasons,
+                horizon,
+                last_fit: None,
+                fitting: false,
+                last_demand: 0.0,
+                next: Band::default(),
+                label: self
+                    .metrics
+                    .as_ref()
+                    .map_or_else(String::new, |m| m.tenant_label(&tenant.name)),
+            });
+            self.next_key += 1;
         }
     }
 

@@ -15,7 +15,7 @@
 //! them and checked against the one global capacity, and each mode also
 //! runs on one daemon so the cost of distribution shows.
 //!
-//! Data flow: [`trace`] → [`split`] → [`run`] (per mode: `replay` of
+//! Data flow: [`trace`] (and `spread`) → [`split`] → [`run`] (per mode: `replay` of
 //! each row on its `instance`, `capacity` checks) → [`report`]
 //! (tables, JSON) and [`plot`] (SVG).
 
@@ -27,6 +27,7 @@ pub mod prewarm;
 mod replay;
 pub mod report;
 pub mod split;
+mod spread;
 pub mod trace;
 
 use crate::planner::PlannerConfig;

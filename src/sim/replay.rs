@@ -16,7 +16,7 @@ use crate::admission::{AcquireRequest, Decision};
 use crate::clock::{Clock, ManualClock, Nanos, duration_to_nanos};
 use crate::cluster::store::MemoryStore;
 use crate::planner::PlannerConfig;
-use crate::planner::forecast::Band;
+use crate::planner::forecast::{Band, Tally};
 use crate::policy::Policy;
 use crate::pool::Tier;
 
@@ -154,6 +154,9 @@ impl<'a> Replay<'a> {
         }
         self.end_tick(next);
         progress(trace.rows.len() as u64 % 4096);
+        if self.mode == Mode::Predictive {
+            self.score_forecasts();
+        }
         let registries: Vec<_> = self.instances.iter().map(|d| d.core.registry()).collect();
         self.report.finish(&registries, self.clock.now());
         Outcome {
@@ -163,9 +166,13 @@ impl<'a> Replay<'a> {
         }
     }
 
-    /// One row: one Acquire at its timestamp, on daemon `k`.
+    /// One row: one Acquire at its timestamp, on daemon `k` (none for a
+    /// quiet step: its time has passed, the ticks before it are done).
     fn acquire(&mut self, row: &Row, k: usize) {
         self.clock.set(row.at);
+        if row.amount == 0 {
+            return;
+        }
         let (t, r) = (row.tenant as usize, row.resource as usize);
         let req = AcquireRequest {
             tenant: &self.trace.tenants[t],
@@ -198,6 +205,29 @@ impl<'a> Replay<'a> {
                 self.report.denied(t, row.amount, true);
             }
         }
+    }
+
+    /// Each tenant's (and the total's) coverage and MASE: the planners'
+    /// own scores, pooled over resources and daemons.
+    fn score_forecasts(&mut self) {
+        let mut total = Tally::default();
+        let mut by_tenant: std::collections::BTreeMap<&str, Tally> = Default::default();
+        for planner in self.instances.iter().filter_map(|d| d.planner.as_ref()) {
+            for (tenant, _, tally) in planner.tallies() {
+                by_tenant.entry(tenant).or_default().add(&tally);
+                total.add(&tally);
+            }
+        }
+        let stats = |s: &mut super::Stats, t: &Tally| {
+            s.coverage = t.coverage();
+            s.mase = t.mase();
+        };
+        for (tenant, tally) in &by_tenant {
+            if let Some(s) = self.report.tenants.get_mut(*tenant) {
+                stats(s, tally);
+            }
+        }
+        stats(&mut self.report.total, &total);
     }
 
     /// Units of a concurrency resource held now, over every daemon.

@@ -7,7 +7,8 @@
 //!     "total":   {"requests": 0, "granted": 0, "denied": 0, "tokens_asked": 0,
 //!                 "tokens_granted": 0, "tokens_denied": 0, "denial_rate": 0.0,
 //!                 "invalid": 0},
-//!     "tenants": {"checkout": {"...": "same keys as total"}},
+//!     "tenants": {"checkout": {"...": "same keys as total",
+//!                              "coverage": 0.95, "mase": 0.8}},
 //!     "capacity_violations": 0,
 //!     "utilization": {"db_queries": 0.0},
 //!     "pools": {"db_queries": {"reserve": 0.0, "guaranteed": 0.0,
@@ -24,7 +25,11 @@
 //! core refused as bad input (an amount the tenant could never get), which
 //! also count as denied. `utilization` is tokens granted over `capacity ×
 //! duration` (rate) or the mean units held over capacity (concurrency);
-//! `pools` is the share of granted tokens each tier paid.
+//! `pools` is the share of granted tokens each tier paid. In predictive
+//! mode `total` and each tenant also carry `coverage` and `mase`: the
+//! planner's own scores of the forecasts it used, every tick of the replay,
+//! pooled over the tenant's resources and daemons (absent in the other
+//! modes, and for a tenant never scored).
 //! `predictive_vs_reactive` is absent (never `null`) unless both modes ran
 //! and reactive denied some tokens. `instances` is the number of simulated
 //! daemons; `single_daemon_denied` is the tokens the same mode denied on
@@ -57,6 +62,14 @@ pub struct Stats {
     pub tokens_denied: u64,
     pub denial_rate: f64,
     pub invalid: u64,
+    /// Predictive only: share of ticks whose demand fell inside the band
+    /// forecast for them, over the whole replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+    /// Predictive only: mean absolute scaled error of those forecasts' means
+    /// (below 1 beats "same as last tick").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mase: Option<f64>,
 }
 
 impl Stats {

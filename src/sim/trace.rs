@@ -3,6 +3,12 @@
 //! seconds (fractional allowed) or RFC 3339, never going backwards. Read
 //! whole and checked before anything runs, so a bad row is an error naming
 //! its line and nothing is half-printed.
+//!
+//! Traces as exports have them: an `amount` of 0 is a quiet step (no
+//! Acquire; its time passes and the forecast sees no demand), a gap between
+//! timestamps is time in which nothing is asked, and with a spread each
+//! row is an interval's total, replayed as requests over the interval
+//! ([`super::spread`]).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -10,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use crate::clock::{Nanos, duration_to_nanos};
 use crate::policy::Policy;
 
-/// One Acquire of the trace.
+/// One step of the trace: an Acquire, or with `amount` 0 a quiet step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Row {
     /// Since the first row.
@@ -43,22 +49,41 @@ pub struct TraceError {
 const HEADER: [&str; 4] = ["timestamp", "tenant", "resource", "amount"];
 
 impl Trace {
-    /// Reads and checks a trace against the policy it will run under.
-    pub fn load(path: &Path, policy: &Policy) -> Result<Self, TraceError> {
+    /// Reads and checks a trace against the policy it will run under;
+    /// with `spread`, each row is the total of the interval it starts.
+    pub fn load(
+        path: &Path,
+        policy: &Policy,
+        spread: Option<Duration>,
+    ) -> Result<Self, TraceError> {
         let origin = path.display().to_string();
         let file = std::fs::File::open(path).map_err(|e| TraceError {
             origin: origin.clone(),
             line: 0,
             reason: format!("cannot read: {e}"),
         })?;
-        Self::read(file, &origin, policy)
+        Self::read_spread(file, &origin, policy, spread)
     }
 
+    /// One Acquire per row.
     pub fn read(
         input: impl std::io::Read,
         origin: &str,
         policy: &Policy,
     ) -> Result<Self, TraceError> {
+        Self::read_spread(input, origin, policy, None)
+    }
+
+    /// With `spread` (> 0), each row is the total of the interval of that
+    /// length it starts, replayed as one request per second of it; rows
+    /// of one tenant and resource must then be at least that far apart.
+    pub fn read_spread(
+        input: impl std::io::Read,
+        origin: &str,
+        policy: &Policy,
+        spread: Option<Duration>,
+    ) -> Result<Self, TraceError> {
+        let every = spread.map(|d| duration_to_nanos(d).max(1));
         let err = |line: u64, reason: String| TraceError {
             origin: origin.to_owned(),
             line,
@@ -97,6 +122,8 @@ impl Trace {
         let mut tenant_ids = std::collections::HashMap::new();
         let mut resource_ids = std::collections::HashMap::new();
         let mut last: Option<SystemTime> = None;
+        // Per (tenant, resource): the start and line of its last interval.
+        let mut interval_of = std::collections::HashMap::new();
         for record in records {
             let record =
                 record.map_err(|e| err(e.position().map_or(0, |p| p.line()), e.to_string()))?;
@@ -140,9 +167,6 @@ impl Trace {
                     format!("amount: {:?} is not a whole number", &record[3]),
                 )
             })?;
-            if amount == 0 {
-                return Err(err(line, "amount: must be > 0".into()));
-            }
             let first = *last.get_or_insert(at);
             if trace.rows.is_empty() {
                 trace.start = first;
@@ -151,8 +175,23 @@ impl Trace {
             let since = at.duration_since(trace.start).unwrap_or(Duration::ZERO);
             let tenant = intern(&mut tenant_ids, &mut trace.tenants, tenant);
             let resource = intern(&mut resource_ids, &mut trace.resources, resource);
+            let at = duration_to_nanos(since);
+            if let Some(every) = every
+                && let Some(&(prev, prev_line)) = interval_of.get(&(tenant, resource))
+                && at < prev + every
+            {
+                return Err(err(
+                    line,
+                    format!(
+                        "timestamp: {:?} is inside the spread interval of line {prev_line} \
+                         (the same tenant and resource): rows must be a spread apart",
+                        &record[0]
+                    ),
+                ));
+            }
+            interval_of.insert((tenant, resource), (at, line));
             trace.rows.push(Row {
-                at: duration_to_nanos(since),
+                at,
                 tenant,
                 resource,
                 amount,
@@ -161,6 +200,9 @@ impl Trace {
         if trace.rows.is_empty() {
             return Err(err(2, "the trace has a header but no rows".into()));
         }
+        if let Some(every) = every {
+            trace.rows = spread_rows(&trace.rows, every);
+        }
         Ok(trace)
     }
 
@@ -168,6 +210,19 @@ impl Trace {
     pub fn seconds(&self) -> f64 {
         self.rows.last().map_or(0.0, |r| r.at as f64 / 1e9)
     }
+}
+
+/// Every row as its interval's slots, in time order (stable: rows of one
+/// instant keep the file's order).
+fn spread_rows(rows: &[Row], every: Nanos) -> Vec<Row> {
+    let mut out: Vec<Row> = rows
+        .iter()
+        .flat_map(|r| {
+            super::spread::slots(r.at, r.amount, every).map(|(at, amount)| Row { at, amount, ..*r })
+        })
+        .collect();
+    out.sort_by_key(|r| r.at);
+    out
 }
 
 fn intern(
@@ -237,6 +292,59 @@ mod tests {
     }
 
     #[test]
+    fn zero_rows_are_quiet_steps_and_gaps_are_kept() {
+        let t = read(
+            "timestamp,tenant,resource,amount\n0,a,api,3\n60,a,api,0\n3600,a,api,2\n",
+            false,
+        )
+        .unwrap();
+        let got: Vec<_> = t
+            .rows
+            .iter()
+            .map(|r| (r.at / 1_000_000_000, r.amount))
+            .collect();
+        assert_eq!(got, [(0, 3), (60, 0), (3600, 2)]);
+        assert_eq!(t.seconds(), 3600.0);
+    }
+
+    fn spread(csv: &str, every: Duration) -> Result<Trace, String> {
+        Trace::read_spread(csv.as_bytes(), "t.csv", &policy(true), Some(every))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_spread_replays_each_row_over_its_interval_in_time_order() {
+        let t = spread(
+            "timestamp,tenant,resource,amount\n0,a,api,31\n0,b,api,0\n15,a,api,15\n",
+            Duration::from_secs(15),
+        )
+        .unwrap();
+        assert_eq!(t.rows.len(), 45);
+        assert!(t.rows.windows(2).all(|w| w[0].at <= w[1].at));
+        let total = |tenant: u32, from: u64, to: u64| -> u64 {
+            let s = |r: &&Row| r.tenant == tenant && (from..to).contains(&(r.at / 1_000_000_000));
+            t.rows.iter().filter(s).map(|r| r.amount).sum()
+        };
+        assert_eq!(total(0, 0, 15), 31);
+        assert_eq!(total(0, 15, 30), 15);
+        assert_eq!(total(1, 0, 30), 0);
+        assert_eq!(t.seconds(), 29.0);
+    }
+
+    #[test]
+    fn rows_closer_than_the_spread_name_the_line_and_the_earlier_one() {
+        let got = spread(
+            "timestamp,tenant,resource,amount\n0,a,api,1\n0,b,api,1\n30,a,api,1\n",
+            Duration::from_secs(60),
+        )
+        .unwrap_err();
+        assert!(
+            got.starts_with("t.csv:4: timestamp: \"30\" is inside the spread interval of line 2"),
+            "{got}"
+        );
+    }
+
+    #[test]
     fn bad_input_names_the_line_and_the_reason() {
         let h = "timestamp,tenant,resource,amount\n";
         for (csv, expect) in [
@@ -257,7 +365,6 @@ mod tests {
                 &format!("{h}1,a,api,-2\n"),
                 "t.csv:2: amount: \"-2\" is not a whole number",
             ),
-            (&format!("{h}1,a,api,0\n"), "t.csv:2: amount: must be > 0"),
             (
                 &format!("{h}9e300,a,api,1\n"),
                 "t.csv:2: timestamp: \"9e300\" is out of range",
