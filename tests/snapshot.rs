@@ -182,6 +182,7 @@ async fn a_format_2_snapshot_is_upgraded_and_kept_by_the_daemon() {
         &minutes_seen[kept - 5..]
     );
     assert!(web.history.ticks >= minutes as u64);
+}
 
 /// A snapshot of `minutes` of steady `rate`/s for web/api, written by the
 /// library's own writer, ticks of `tick`.
