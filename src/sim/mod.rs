@@ -152,16 +152,14 @@ pub fn run_compared(
     progress: &mut dyn FnMut(u64),
 ) -> Outcome {
     let mut outcome = run(policy, trace, mode, planner_config, daemons, progress);
-    let single = if daemons.instances > 1 {
-        let one = Daemons::default();
-        run(policy, trace, mode, planner_config, &one, progress)
-            .report
-            .total
-            .tokens_denied
-    } else {
-        outcome.report.total.tokens_denied
-    };
-    outcome.report.single_daemon_denied = Some(single);
+    record_single_daemon(
+        &mut outcome,
+        policy,
+        trace,
+        planner_config,
+        daemons,
+        progress,
+    );
     outcome
 }
 
@@ -179,9 +177,31 @@ pub fn run_prewarm(
     let mut outcome = replay::Replay::new(policy, trace, mode, planner_config, daemons)
         .recording_ahead(prewarm.startup)
         .run(progress);
+    record_single_daemon(
+        &mut outcome,
+        policy,
+        trace,
+        planner_config,
+        daemons,
+        progress,
+    );
+    let view = prewarm::report(&outcome.timeline.ahead, prewarm, outcome.timeline.tick_secs);
+    (outcome, view)
+}
+
+/// Records in `outcome` what one daemon denied on the same trace (its own
+/// total when there is one daemon), so distribution's cost is reported.
+fn record_single_daemon(
+    outcome: &mut Outcome,
+    policy: &Policy,
+    trace: &Trace,
+    planner_config: &PlannerConfig,
+    daemons: &Daemons,
+    progress: &mut dyn FnMut(u64),
+) {
     let single = if daemons.instances > 1 {
         let one = Daemons::default();
-        run(policy, trace, mode, planner_config, &one, progress)
+        run(policy, trace, outcome.mode, planner_config, &one, progress)
             .report
             .total
             .tokens_denied
@@ -189,8 +209,6 @@ pub fn run_prewarm(
         outcome.report.total.tokens_denied
     };
     outcome.report.single_daemon_denied = Some(single);
-    let view = prewarm::report(&outcome.timeline.ahead, prewarm, outcome.timeline.tick_secs);
-    (outcome, view)
 }
 
 /// For each tenant, the resource it asks most of (its plot panel).

@@ -12,6 +12,7 @@ pub mod policies;
 pub mod probe;
 pub mod redis;
 pub mod redis_cluster;
+pub mod reflection;
 pub mod requests;
 pub mod snapshot;
 
