@@ -279,9 +279,7 @@ impl RedisStore {
         let mut values: Vec<Value> = pipe.ignore_errors().query_async(connection).await?;
         // A Redis that restarted (or ran SCRIPT FLUSH) lost the script: load
         // it and send again only the calls that did not run.
-        let missing: Vec<usize> = (0..values.len())
-            .filter(|&i| is_noscript(&values[i]))
-            .collect();
+        let missing = lost_script(&values);
         if !missing.is_empty() {
             let mut retry = redis::pipe();
             retry
@@ -309,38 +307,41 @@ impl RedisStore {
         asks: &[Ask],
         connection: &mut ClusterConnection,
     ) -> Result<Vec<Value>, StoreError> {
-        let calls = asks.iter().map(|ask| {
-            let mut connection = connection.clone();
-            let call = self.call(ask);
-            async move { answer(call.query_async::<Value>(&mut connection).await) }
-        });
-        let mut values = futures_util::future::try_join_all(calls).await?;
+        let mut values = self.all_at_once(asks.iter(), connection).await?;
         // A node that restarted, failed over or ran SCRIPT FLUSH lost the
         // script: load it on every primary (the cluster client routes
         // SCRIPT LOAD to all of them) and send again the calls that did
         // not run.
-        let missing: Vec<usize> = (0..values.len())
-            .filter(|&i| is_noscript(&values[i]))
-            .collect();
+        let missing = lost_script(&values);
         if !missing.is_empty() {
             let _: Value = redis::cmd("SCRIPT")
                 .arg("LOAD")
                 .arg(LeaseScript::SOURCE)
                 .query_async(connection)
                 .await?;
-            let again = missing.iter().map(|&i| {
-                let mut connection = connection.clone();
-                let call = self.call(&asks[i]);
-                async move { answer(call.query_async::<Value>(&mut connection).await) }
-            });
-            for (i, value) in missing
-                .iter()
-                .zip(futures_util::future::try_join_all(again).await?)
-            {
-                values[*i] = value;
+            let again = self
+                .all_at_once(missing.iter().map(|&i| &asks[i]), connection)
+                .await?;
+            for (i, value) in missing.into_iter().zip(again) {
+                values[i] = value;
             }
         }
         Ok(values)
+    }
+
+    /// Each ask's call on its own, all in flight at once; the answers in
+    /// the order of `asks`.
+    async fn all_at_once<'a>(
+        &self,
+        asks: impl Iterator<Item = &'a Ask>,
+        connection: &ClusterConnection,
+    ) -> Result<Vec<Value>, StoreError> {
+        let calls = asks.map(|ask| {
+            let mut connection = connection.clone();
+            let call = self.call(ask);
+            async move { answer(call.query_async::<Value>(&mut connection).await) }
+        });
+        futures_util::future::try_join_all(calls).await
     }
 
     /// `EVALSHA <sha> 2 <leases> <wants> <argv…>` for one ask.
@@ -367,8 +368,12 @@ fn answer(result: redis::RedisResult<Value>) -> Result<Value, StoreError> {
     }
 }
 
-fn is_noscript(value: &Value) -> bool {
-    matches!(value, Value::ServerError(error) if error.kind() == Some(ServerErrorKind::NoScript))
+/// The calls a server answered NOSCRIPT: it lost the script.
+fn lost_script(values: &[Value]) -> Vec<usize> {
+    let noscript = |value: &Value| matches!(value, Value::ServerError(error) if error.kind() == Some(ServerErrorKind::NoScript));
+    (0..values.len())
+        .filter(|&i| noscript(&values[i]))
+        .collect()
 }
 
 #[cfg(test)]
