@@ -131,8 +131,8 @@ impl Allotment {
         let mut tiers = [Tier::Guaranteed; 4];
         let mut n = 0;
         let wanted = [
-            (Tier::Reserve, limit.reserve.is_some()),
             (Tier::Guaranteed, true),
+            (Tier::Reserve, limit.reserve.is_some()),
             (Tier::Shared, qos.borrow),
             (Tier::Emergency, qos.emergency),
         ];

@@ -3,8 +3,8 @@
 //! gRPC. Every call takes `now` from the injected [`Clock`].
 
 // Bottom up, each file uses only files before it in this order (no
-// cycles): error, api, counters, qos, share → allotment → tenant, lease,
-// queue → listed, resource → registry, requests → in_force → take →
+// cycles): error, api, counters, qos, share → allotment → loan, tenant,
+// lease, queue → listed, resource → registry, requests → in_force → take →
 // facade (the `Admission` struct) → acquire, dispatch, release, report,
 // reload, sharing (its calls). This file only declares and re-exports.
 mod acquire;
@@ -17,6 +17,7 @@ mod facade;
 mod in_force;
 mod lease;
 mod listed;
+mod loan;
 mod qos;
 mod queue;
 mod registry;

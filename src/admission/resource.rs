@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::allotment::{Allotment, Holdings, guaranteed_depth};
+use super::loan::Lenders;
 use super::qos::Qos;
 use super::queue::WaitQueue;
 use super::share::{Share, localized};
@@ -53,6 +54,10 @@ pub struct Resource {
     /// Report; feeds `retry_after` for concurrency resources.
     hold_ewma: AtomicU64,
     pub waiters: WaitQueue,
+    /// Holdings whose (rate) reserve is sized above zero: what borrowers
+    /// may draw on once the shared pool is empty ([`super::loan`]).
+    /// Replaced whole by `set_reserve`, read lock-free by a take.
+    pub(super) lenders: Lenders,
     /// Serialises pool resizing (planner, defaults, reload); never on the
     /// hot path.
     sizing: std::sync::Mutex<()>,
@@ -97,6 +102,7 @@ impl Resource {
             draining: Mutex::new(Vec::new()),
             hold_ewma: AtomicU64::new(ttl.min(NANOS_PER_SEC)),
             waiters: WaitQueue::default(),
+            lenders: Lenders::default(),
             sizing: std::sync::Mutex::new(()),
         }
     }
@@ -367,6 +373,11 @@ impl Resource {
             // keeps them, or shared would hand them out a second time.
             size = size.max(units.held().min(current));
         }
+        if size == current {
+            // Resizing to the same size would only round the buckets'
+            // fractional tokens away, every tick.
+            return size;
+        }
         self.reserve_total.fetch_add(size, Ordering::Relaxed);
         self.reserve_total.fetch_sub(current, Ordering::Relaxed);
         // Shrink before grow, so the sum of rates never exceeds capacity;
@@ -388,6 +399,7 @@ impl Resource {
         }
         if self.kind == Kind::Rate {
             to.put_back(held.saturating_sub(from.available(now)), now);
+            self.lenders.list(&a.holdings, size > 0);
         }
         self.waiters.wake();
         size

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::allotment::Allotment;
 use super::api::Denial;
+use super::loan::Loan;
 use super::resource::Resource;
 use crate::clock::{NANOS_PER_SEC, Nanos};
 use crate::policy::Kind;
@@ -45,11 +46,18 @@ pub fn take(
     }
     let mut split = Split::default();
     let mut need = amount;
+    let mut loan = None;
     let mut tiers = allotment.tiers(scope == Scope::Own).iter().copied();
     while let Some(tier) = tiers.next() {
         let (got, available) = resource.pool(allotment, tier).take_up_to(need, now);
         split.set(tier, got);
         need -= got;
+        if need > 0 && tier == Tier::Shared && resource.kind == Kind::Rate {
+            // Shared is empty: borrow what other tenants' reserves hold
+            // unused before emergency or a denial (DESIGN §2).
+            loan = Loan::borrow(&resource.lenders, allotment, need, now);
+            need -= loan.as_ref().map_or(0, |l| l.total);
+        }
         if need == 0 {
             // Tiers before this one were emptied; add what this one and
             // the ones after still hold.
@@ -60,7 +68,16 @@ pub fn take(
             if let Some(gate) = &resource.gate {
                 remaining = remaining.min(gate.available());
             }
-            allotment.holdings.counters.record_grant(&split, tier, got);
+            // Borrowed tokens are opportunistic capacity: shared, to the
+            // borrower (a refund goes to the shared pool).
+            let lent = loan.as_ref().map_or(0, |l| l.total);
+            split.shared += lent;
+            let paid = if tier == Tier::Shared {
+                got + lent
+            } else {
+                got
+            };
+            allotment.holdings.counters.record_grant(&split, tier, paid);
             return Take::Paid { split, remaining };
         }
     }
@@ -69,6 +86,9 @@ pub fn take(
         resource
             .pool(allotment, tier)
             .put_back(split.get(tier), now);
+    }
+    if let Some(loan) = loan {
+        loan.undo(now);
     }
     if let Some(gate) = &resource.gate {
         gate.put_back(amount);

@@ -28,6 +28,8 @@ pub(super) struct Series {
     pub(super) last_fit: Option<u64>,
     pub(super) fitting: bool,
     pub(super) last_demand: f64,
+    /// The last tick in which this tenant was denied (ticks since start).
+    pub(super) denied_at: Option<u64>,
     /// The band forecast for the coming tick.
     pub(super) next: Band,
     /// Tenant label for metrics (bounded cardinality).
@@ -76,6 +78,7 @@ impl Planner {
                 last_fit: None,
                 fitting: false,
                 last_demand: 0.0,
+                denied_at: None,
                 next: Band::default(),
                 label: self
                     .metrics

@@ -17,6 +17,12 @@ use crate::policy::Kind;
 /// lead have it full when the burst arrives.
 const LEAD_TICKS: u32 = 2;
 
+/// How long a borrower stays eligible for a reserve after a denial: a
+/// tenant that may borrow gets one only while the shared pool has been
+/// failing it (it would otherwise be denied), kept this long so a reserve
+/// that works is not dropped the moment it stops the denials.
+const DENIAL_MEMORY: Duration = Duration::from_secs(600);
+
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TickReport {
@@ -49,6 +55,9 @@ impl Planner {
             let minute = (s.history.ticks - 1) / tpm as u64;
             s.forecaster.observe(sample.demand, minute);
             s.last_demand = sample.demand;
+            if d.granted() < d.asked {
+                s.denied_at = Some(s.history.ticks);
+            }
             if let Some(m) = &self.metrics {
                 count(
                     m,
@@ -197,7 +206,12 @@ impl Planner {
                 continue;
             }
             let (g, horizon, weight) = (a.guaranteed_here() as f64, s.horizon, s.tenant.qos.weight);
-            let max = a.max_reserve(self.core.registry().resources[resource].room()) as f64;
+            let mut max = a.max_reserve(self.core.registry().resources[resource].room()) as f64;
+            if s.tenant.qos.borrow && !self.denied_lately(i) {
+                // It borrows what it needs beyond its guarantee and nobody
+                // denied it: a reserve would only hold capacity from others.
+                max = 0.0;
+            }
             let band = self.band_over(i, now, wall, horizon);
             wants.push((sizing::reserve_wanted(band, g, max), weight));
             let band = self.band_over(i, now, wall, lead);
@@ -229,5 +243,15 @@ impl Planner {
         for k in order {
             registry.set_reserve(&self.series[who[k]].tenant, r, sizes[k], now);
         }
+    }
+
+    /// Whether series `i` was denied within the last [`DENIAL_MEMORY`].
+    /// (Remembering a whole season instead was measured: it kept reserves
+    /// for borrowers the shared pool served anyway, and cost the others.)
+    fn denied_lately(&self, i: usize) -> bool {
+        let s = &self.series[i];
+        let memory = (DENIAL_MEMORY.as_secs_f64() / self.config.tick.as_secs_f64()) as u64;
+        s.denied_at
+            .is_some_and(|at| s.history.ticks.saturating_sub(at) <= memory)
     }
 }

@@ -110,38 +110,38 @@ fn denied_by(runs: &[(Mode, u64, u64)], mode: Mode) -> u64 {
     runs.iter().find(|r| r.0 == mode).unwrap().1
 }
 
-/// Found by the property below when it asserted the bound. `t0` bursts to
-/// 132/s for 6 s while `t1` (no reserve, platinum: may borrow) asks 14/s:
-/// 146/s against 138. Reactive denies nothing: its one shared bucket,
-/// full at 130 tokens, absorbs the overshoot. The oracle sizes each tick
-/// by rates alone (`t0`'s excess and `t1`'s, water-filled) and carves a
-/// 1-second reserve out of the shared pool; the tokens stored for the
-/// overshoot are then split over buckets each capped at one second of its
-/// own rate, and it denies 7. Stored tokens are what a per-tick rate
-/// oracle does not see.
+/// Found by the property below when it asserted the bound (the case
+/// pinned before lending made reserves work-conserving no longer loses).
+/// `t0` (gold, no reserve) asks 208/s for 22 s against a capacity of 137
+/// while `t1` (platinum, a reserve) asks 36/s: reactive denies 2,342
+/// tokens, the oracle 2,360. The oracle sizes each tick by rates alone
+/// and carves `t1`'s exact rate out of the shared pool as a reserve of one
+/// second's depth; the tokens the single shared bucket stored across
+/// ticks are then split over buckets each capped at one second of its own
+/// rate. Stored tokens are what a per-tick rate oracle does not see.
 #[test]
 fn the_oracle_is_not_a_bound_when_a_reserve_starves_a_borrower_without_one() {
     let tenants = [
         TenantCase {
             qos: 0,
-            guaranteed: 5,
-            reserve: true,
+            guaranteed: 0,
+            reserve: false,
             base: 0,
-            burst: 132,
-            burst_at: 4,
-            burst_for: 6,
+            burst: 208,
+            burst_at: 0,
+            burst_for: 22,
         },
         TenantCase {
             qos: 2,
-            guaranteed: 2,
-            reserve: false,
-            base: 14,
+            guaranteed: 0,
+            reserve: true,
+            base: 36,
             burst: 0,
-            burst_at: 10,
+            burst_at: 22,
             burst_for: 1,
         },
     ];
-    let runs = run_all(138, &tenants, 120);
+    let runs = run_all(137, &tenants, 120);
     assert!(
         denied_by(&runs, Mode::Oracle) > denied_by(&runs, Mode::Reactive),
         "{runs:?}"

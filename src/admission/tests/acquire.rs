@@ -152,13 +152,13 @@ fn demand_counters_fold_requests_tokens_and_tiers_once() {
     core.set_reserve("plat", "db", 100).unwrap();
     clock.advance(Duration::from_millis(1001));
     let now = clock.now();
-    granted(core.try_acquire(&req("plat", "db", 150), now)); // reserve 100 + guaranteed 50
-    granted(core.try_acquire(&req("plat", "db", 10), now)); // guaranteed
+    granted(core.try_acquire(&req("plat", "db", 150), now)); // guaranteed 100 + reserve 50
+    granted(core.try_acquire(&req("plat", "db", 10), now)); // reserve
     let t = core.registry().existing_tenant("plat").unwrap();
     let db = core.resource_named("db").unwrap();
     let d = t.allotments[db.id].holdings.counters.fold();
     assert_eq!((d.requests, d.asked, d.denials, d.denied), (2, 160, 0, 0));
-    assert_eq!(d.by_tier, [100, 60, 0, 0]);
+    assert_eq!(d.by_tier, [60, 100, 0, 0]);
     assert_eq!(
         t.allotments[db.id].holdings.counters.fold(),
         Demand::default(),

@@ -12,6 +12,7 @@ use crate::policy::Policy;
 
 mod acquire;
 mod leases;
+mod lending;
 mod report;
 mod request_ids;
 mod waiters;

@@ -14,7 +14,8 @@ mod reserves;
 mod series;
 
 /// `shop` bursts for 2 minutes of every 10; `bulk` wants all of shared,
-/// always. Both gold (they borrow).
+/// always. shop's class may not borrow (a reserve is its only way past its
+/// guarantee); bulk is gold (it borrows).
 fn policy(reserve: bool) -> String {
     let reserve = if reserve {
         ", reserve: { quantile: 0.95, horizon: 2m, seasons: [10m] }"
@@ -23,7 +24,8 @@ fn policy(reserve: bool) -> String {
     };
     format!(
         "resources:\n  api: {{ kind: rate, capacity: 1000 }}\n\
-         tenants:\n  shop: {{ qos: gold, limits: {{ api: {{ guaranteed: 50{reserve} }} }} }}\n  \
+         qos:\n  vip: {{ weight: 4, borrow: false }}\n\
+         tenants:\n  shop: {{ qos: vip, limits: {{ api: {{ guaranteed: 50{reserve} }} }} }}\n  \
          bulk: {{ qos: gold, limits: {{ api: {{ guaranteed: 50 }} }} }}\n"
     )
 }

@@ -10,9 +10,11 @@ fn run(reserve: bool, minutes: u64) -> (u64, Vec<u64>) {
     let mut denied = 0;
     let mut reserves = Vec::new();
     for t in 0..minutes * 60 {
-        // bulk asks first each second: the worst case for shop.
-        sim.ask("bulk", 2000);
+        // shop asks first each second; bulk then takes everything else,
+        // including what shop left in its reserve (lent: a reserve is a
+        // priority claim, not a partition).
         let d = sim.ask("shop", shop_demand(t));
+        sim.ask("bulk", 2000);
         if t >= 40 * 60 && shop_demand(t) > 20 {
             denied += d;
         }
@@ -55,7 +57,8 @@ fn an_event_window_raises_the_reserve() {
     let yaml = format!(
         "{}events:\n  - {{ name: sale, tenants: [shop], start: {}, end: {}, multiplier: 10 }}\n",
         "resources:\n  api: { kind: rate, capacity: 1000 }\n\
-         tenants:\n  shop: { qos: gold, limits: { api: { guaranteed: 50, reserve: { horizon: 1m } } } }\n",
+         qos:\n  vip: { weight: 4, borrow: false }\n\
+         tenants:\n  shop: { qos: vip, limits: { api: { guaranteed: 50, reserve: { horizon: 1m } } } }\n",
         humantime::format_rfc3339(start),
         humantime::format_rfc3339(start + Duration::from_secs(600)),
     );
@@ -80,7 +83,8 @@ fn an_event_window_raises_the_reserve() {
 fn a_concurrency_reserve_follows_littles_law() {
     // 10 units acquired per second, each held 2 s: about 20 held at once.
     let yaml = "resources:\n  gpu: { kind: concurrency, capacity: 100 }\n\
-                tenants:\n  t: { qos: gold, limits: { gpu: { guaranteed: 2, reserve: { horizon: 10s } } } }\n";
+                qos:\n  vip: { weight: 4, borrow: false }\n\
+                tenants:\n  t: { qos: vip, limits: { gpu: { guaranteed: 2, reserve: { horizon: 10s } } } }\n";
     let mut sim = Sim::new(yaml, SystemTime::UNIX_EPOCH);
     let mut held: std::collections::VecDeque<(u64, String)> = Default::default();
     for t in 0..600u64 {
@@ -107,5 +111,33 @@ fn a_concurrency_reserve_follows_littles_law() {
     assert!(
         (15.0..=40.0).contains(&reserve),
         "10/s × 2 s − 2 guaranteed ≈ 18: {reserve}"
+    );
+}
+
+#[test]
+fn a_borrower_holds_a_reserve_only_after_the_shared_pool_failed_it() {
+    // shop may borrow: alone, the shared pool serves its 300/s and a
+    // reserve would only hold capacity from others; once bulk takes all of
+    // shared first and shop is denied, the forecast reserve comes.
+    let yaml = "resources:\n  api: { kind: rate, capacity: 1000 }\n\
+                tenants:\n  shop: { qos: gold, limits: { api: { guaranteed: 50, reserve: { horizon: 1m } } } }\n  \
+                bulk: { qos: gold, limits: { api: { guaranteed: 50 } } }\n";
+    let mut sim = Sim::new(yaml, SystemTime::UNIX_EPOCH);
+    for _ in 0..15 * 60 {
+        assert_eq!(sim.ask("shop", 300), 0, "the shared pool serves shop");
+        sim.tick();
+    }
+    assert_eq!(sim.reserve("shop"), 0, "never denied: no reserve");
+    let mut denied = 0;
+    for _ in 0..60 {
+        sim.ask("bulk", 2000);
+        denied += sim.ask("shop", 300);
+        sim.tick();
+    }
+    assert!(denied > 0, "bulk took shared first");
+    assert!(
+        sim.reserve("shop") >= 200,
+        "reserve {}",
+        sim.reserve("shop")
     );
 }
