@@ -114,3 +114,21 @@ fn a_runtime_that_names_no_layout_is_refused_naming_the_setting() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_comparison_script_parses() {
+    // benches/compare.sh measures, so CI does not run it; it must still
+    // parse on a fresh clone.
+    let out = Command::new("bash")
+        .args([
+            "-n",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/compare.sh"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

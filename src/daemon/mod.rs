@@ -271,18 +271,20 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let shutdown = cancel.clone();
     let runtime = settings.grpc.runtime;
     let workers = grpc_listeners.workers(&settings.grpc);
-    grpc_listeners.spawn(&mut tasks, move |listener| {
-        let stop = shutdown.clone();
-        let closing = closing.clone();
-        let serve = router.clone().serve_with_incoming_shutdown(
-            connections.incoming(listener),
-            async move {
-                stop.cancelled().await;
-                closing.close();
-            },
-        );
-        workers::drain(serve, shutdown.clone(), grace, connections.clone())
-    })?;
+    grpc_listeners
+        .spawn(&mut tasks, move |listener| {
+            let stop = shutdown.clone();
+            let closing = closing.clone();
+            let serve = router.clone().serve_with_incoming_shutdown(
+                connections.incoming(listener),
+                async move {
+                    stop.cancelled().await;
+                    closing.close();
+                },
+            );
+            workers::drain(serve, shutdown.clone(), grace, connections.clone())
+        })
+        .await?;
 
     let stop = cancel.clone();
     let app = admin::router(readiness.clone(), metrics);

@@ -5,7 +5,7 @@
 //! threads, each with its own current-thread runtime and its own
 //! `SO_REUSEPORT` listener on the same address: the kernel spreads new
 //! connections over the listeners, and a call is read, decided and answered
-//! on one thread with no hand-off. The daemon's own runtime (one thread)
+//! on one thread with no hand-off. The daemon's own runtime (one worker)
 //! keeps the admin port, the watcher, the waiter dispatchers and the
 //! supervisor; the planner and refits have their own threads in both.
 //!
@@ -41,7 +41,11 @@ pub fn runtime(grpc: &GrpcSettings) -> std::io::Result<tokio::runtime::Runtime> 
             .worker_threads(grpc.worker_count())
             .enable_all()
             .build(),
-        RuntimeLayout::PerCore => tokio::runtime::Builder::new_current_thread()
+        // One worker thread beside the thread that runs `serve` itself, so
+        // background tasks (the watcher's first look at the policy file)
+        // run while the daemon starts, as they do in `multi_thread`.
+        RuntimeLayout::PerCore => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build(),
     }
@@ -91,8 +95,9 @@ impl Listeners {
 
     /// Runs `serve` on every listener under `tasks`: on the daemon's runtime
     /// (`Shared`), or each on a thread and runtime of its own (`PerCore`),
-    /// whose task ends once that runtime is gone.
-    pub(super) fn spawn<S, F>(self, tasks: &mut Supervisor, serve: S) -> anyhow::Result<()>
+    /// whose task ends once that runtime is gone. Returns once every worker
+    /// is accepting.
+    pub(super) async fn spawn<S, F>(self, tasks: &mut Supervisor, serve: S) -> anyhow::Result<()>
     where
         S: Fn(TcpListener) -> F + Clone + Send + 'static,
         F: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -102,9 +107,12 @@ impl Listeners {
                 tasks.spawn("gRPC server", serve(listener));
             }
             Self::PerCore(all) => {
+                let mut accepting = Vec::new();
                 for (i, listener) in all.into_iter().enumerate() {
                     let serve = serve.clone();
                     let (done, ended) = tokio::sync::oneshot::channel();
+                    let (ready, started) = tokio::sync::oneshot::channel::<()>();
+                    accepting.push(started);
                     std::thread::Builder::new()
                         // Short: Linux keeps 15 bytes of a thread's name.
                         .name(format!("grpc-worker-{i}"))
@@ -115,7 +123,9 @@ impl Listeners {
                                 .context("cannot start a gRPC worker's runtime")
                                 .and_then(|runtime| {
                                     let served = runtime.block_on(async move {
-                                        serve(TcpListener::from_std(listener)?).await
+                                        let listener = TcpListener::from_std(listener)?;
+                                        let _ = ready.send(());
+                                        serve(listener).await
                                     });
                                     // Its connections' tasks end here, before
                                     // the daemon counts this worker stopped.
@@ -130,6 +140,10 @@ impl Listeners {
                             .await
                             .unwrap_or_else(|_| Err(anyhow::anyhow!("the worker thread panicked")))
                     });
+                }
+                for started in accepting {
+                    // Dropped unsent: that worker failed, and its task says why.
+                    let _ = started.await;
                 }
             }
         }
