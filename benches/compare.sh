@@ -30,8 +30,10 @@ if [ "$(nproc)" -lt 2 ]; then
     exit 1
 fi
 
-cargo build --release --quiet --bin prescient --example empty_acquire
-bin=${CARGO_TARGET_DIR:-target}/release
+# PROFILE=dev tries the script on a debug build (its figures mean nothing).
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" --quiet --bin prescient --example empty_acquire
+bin=${CARGO_TARGET_DIR:-target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 prescient=$bin/prescient
 empty=$bin/examples/empty_acquire
 
