@@ -199,9 +199,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "environment variables with the PRESCIENT_ prefix that name no setting are ignored"
                 );
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = crate::daemon::runtime(&settings.grpc)?;
             runtime.block_on(crate::daemon::run(&settings, Arc::new(SystemClock::new())))?;
             Ok(ExitCode::SUCCESS)
         }

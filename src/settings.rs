@@ -4,6 +4,9 @@
 //! into typed structs; nothing else reads the environment.
 
 pub mod env;
+mod grpc;
+
+pub use grpc::{GrpcSettings, RuntimeLayout};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,35 +45,6 @@ pub struct Settings {
     /// logging is up.
     #[serde(skip)]
     pub unused_env: Vec<String>,
-}
-
-/// Limits of the gRPC port: per connection, over all connections, and at
-/// shutdown.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct GrpcSettings {
-    /// Calls one connection may have open at once (HTTP/2
-    /// SETTINGS_MAX_CONCURRENT_STREAMS); 0: no limit.
-    pub max_concurrent_streams: u32,
-    /// HTTP/2 ping interval on each connection; 0s: no pings.
-    #[serde(with = "humantime_serde")]
-    pub keepalive_interval: Duration,
-    /// A connection whose ping is not answered in this time is closed.
-    #[serde(with = "humantime_serde")]
-    pub keepalive_timeout: Duration,
-    /// Connections open at once; a new one beyond it is closed at once.
-    /// Lowered at start to what the file-descriptor limit leaves room for.
-    pub max_connections: usize,
-    /// A connection with no call open for this long is closed; 0s: never.
-    #[serde(with = "humantime_serde")]
-    pub idle_timeout: Duration,
-    /// WatchForecast streams open at once over all connections; beyond it
-    /// RESOURCE_EXHAUSTED.
-    pub max_watch_streams: usize,
-    /// On shutdown, how long calls in flight may take before the
-    /// connections still open are closed.
-    #[serde(with = "humantime_serde")]
-    pub shutdown_grace: Duration,
 }
 
 /// Many daemons sharing one capacity through leases in Redis (DESIGN §9,
@@ -192,18 +166,6 @@ impl Settings {
             return Ok(None);
         }
         crate::auth::Auth::load(&self.auth.tokens_file, |var| std::env::var(var).ok()).map(Some)
-    }
-
-    /// The gRPC server with the per-connection settings applied.
-    pub fn grpc_server(&self) -> tonic::transport::Server {
-        let g = &self.grpc;
-        let on = |d: Duration| (!d.is_zero()).then_some(d);
-        tonic::transport::Server::builder()
-            .max_concurrent_streams(
-                (g.max_concurrent_streams > 0).then_some(g.max_concurrent_streams),
-            )
-            .http2_keepalive_interval(on(g.keepalive_interval))
-            .http2_keepalive_timeout(on(g.keepalive_timeout))
     }
 
     /// How the policy file is watched.
@@ -370,9 +332,6 @@ impl Settings {
         if self.planner.refit_every < Duration::from_secs(60) {
             return bad("planner.refit_every", "must be at least 1m");
         }
-        if self.grpc.max_connections == 0 {
-            return bad("grpc.max_connections", "must be > 0");
-        }
         let c = &self.cluster;
         if !c.redis_url.is_empty() {
             if c.redis_type == crate::cluster::redis::RedisType::Single && c.redis_url.contains(',')
@@ -398,13 +357,7 @@ impl Settings {
         if !(0.0..=1.0).contains(&c.safe_share) {
             return bad("cluster.safe_share", "must be in [0, 1]");
         }
-        if self.grpc.max_watch_streams == 0 {
-            return bad(
-                "grpc.max_watch_streams",
-                "must be > 0 (WatchForecast is part of the API)",
-            );
-        }
-        Ok(())
+        self.grpc.check()
     }
 }
 

@@ -25,6 +25,9 @@ use planner_thread::{PlannerCall, spawn_planner};
 mod membership;
 mod planner_thread;
 mod store_task;
+mod workers;
+
+pub use workers::runtime;
 
 /// A started daemon.
 pub struct Running {
@@ -117,7 +120,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         Admission::new(&policy, settings.admission.to_config(), clock)
             .with_latency(metrics.acquire_latency.clone()),
     );
-    let grpc_listener = TcpListener::bind(settings.listen)
+    let grpc_listeners = workers::Listeners::bind(settings.listen, &settings.grpc)
         .await
         .with_context(|| format!("listen: cannot bind gRPC on {}", settings.listen))?;
     let admin_listener = TcpListener::bind(settings.admin_listen)
@@ -128,7 +131,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
                 settings.admin_listen
             )
         })?;
-    let grpc = grpc_listener.local_addr()?;
+    let grpc = grpc_listeners.local_addr()?;
     let admin = admin_listener.local_addr()?;
 
     let cancel = CancellationToken::new();
@@ -237,7 +240,7 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
     let connections = Connections::new(connection_limits(settings), metrics.connections.clone());
     let watches =
         crate::grpc::WatchSlots::new(settings.grpc.max_watch_streams, metrics.watches.clone());
-    let mut server = settings.grpc_server().layer(connections.layer());
+    let mut server = settings.grpc.server().layer(connections.layer());
     if let Some(tls) = tls_config(settings)? {
         server = server
             .tls_config(tls)
@@ -263,37 +266,25 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             envoy_rules,
             auth.clone(),
         ));
-    let stop = cancel.clone();
     let closing = core.clone();
     let grace = settings.grpc.shutdown_grace;
-    let incoming = connections.incoming(grpc_listener);
     let shutdown = cancel.clone();
-    tasks.spawn("gRPC server", async move {
-        let serve = router.serve_with_incoming_shutdown(incoming, async move {
-            stop.cancelled().await;
-            closing.close();
-        });
-        tokio::pin!(serve);
-        tokio::select! {
-            served = &mut serve => return served.context("gRPC server failed"),
-            () = after_grace(&shutdown, grace) => {}
-        }
-        // Calls still open (a client that stopped reading its stream) end
-        // with their connection.
-        tracing::warn!(
-            connections = connections.open(),
-            ?grace,
-            "closing the gRPC connections still open after the shutdown grace"
-        );
-        connections.close_all();
-        match tokio::time::timeout(CLOSE_WAIT, serve).await {
-            Ok(served) => served.context("gRPC server failed"),
-            Err(_) => {
-                tracing::warn!("gRPC connections did not close; they end with the process");
-                Ok(())
-            }
-        }
-    });
+    let runtime = settings.grpc.runtime;
+    let workers = grpc_listeners.workers(&settings.grpc);
+    grpc_listeners
+        .spawn(&mut tasks, move |listener| {
+            let stop = shutdown.clone();
+            let closing = closing.clone();
+            let serve = router.clone().serve_with_incoming_shutdown(
+                connections.incoming(listener),
+                async move {
+                    stop.cancelled().await;
+                    closing.close();
+                },
+            );
+            workers::drain(serve, shutdown.clone(), grace, connections.clone())
+        })
+        .await?;
 
     let stop = cancel.clone();
     let app = admin::router(readiness.clone(), metrics);
@@ -331,6 +322,8 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         grpc = %grpc,
         admin = %admin,
         policy = %policy.summary(),
+        %runtime,
+        workers,
         watch = settings.reload.watch && !settings.policy.as_os_str().is_empty(),
         "prescient listening"
     );
@@ -343,10 +336,6 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
         tasks,
     })
 }
-
-/// How long closed connections get to wind down before shutdown stops
-/// waiting for them.
-const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Resolves `grace` after `stop` is cancelled.
 async fn after_grace(stop: &CancellationToken, grace: std::time::Duration) {

@@ -231,3 +231,26 @@ fn cluster_settings_are_checked_and_name_the_member() {
     let bad = from_env(&[url, ("PRESCIENT_CLUSTER__REDIS_TYPE", "sentinel")]).unwrap_err();
     assert!(bad.to_string().contains("cluster.redis_type"), "{bad}");
 }
+
+#[test]
+fn the_runtime_layout_is_one_of_two_and_workers_default_to_the_cores() {
+    let s = Settings::load(None, &Overrides::default()).unwrap();
+    assert_eq!(s.grpc.workers, 0);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(s.grpc.worker_count(), cores);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, "grpc:\n  runtime: per_core\n  workers: 3\n").unwrap();
+    let s = Settings::load(Some(&file), &Overrides::default()).unwrap();
+    assert_eq!(s.grpc.runtime, RuntimeLayout::PerCore);
+    assert_eq!(s.grpc.worker_count(), 3);
+    std::fs::write(&file, "grpc:\n  runtime: perCore\n").unwrap();
+    let err = Settings::load(Some(&file), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("grpc.runtime"), "{err}");
+    assert!(err.contains("multi_thread or per_core"), "{err}");
+    std::fs::write(&file, "grpc:\n  workers: 1025\n").unwrap();
+    let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
+    assert!(err.to_string().contains("grpc.workers"), "{err}");
+}

@@ -71,6 +71,11 @@ impl Daemon {
     }
 
     fn spawn(mut cmd: Command, dir: Option<tempfile::TempDir>) -> Self {
+        if let Some(layout) = layout_under_test()
+            && !cmd.get_envs().any(|(k, _)| k == "PRESCIENT_GRPC__RUNTIME")
+        {
+            cmd.env("PRESCIENT_GRPC__RUNTIME", layout);
+        }
         let mut child = cmd.spawn().expect("start prescient");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -218,6 +223,16 @@ impl Drop for Daemon {
     }
 }
 
+/// The runtime layout the daemons of this run use, from
+/// `TEST_GRPC_RUNTIME` (`multi_thread` or `per_core`; `.ci/run` runs the
+/// daemon tests under each): `None` leaves the configured default. Not a
+/// `PRESCIENT_*` name, so the daemons do not see it as a stray setting.
+pub fn layout_under_test() -> Option<String> {
+    std::env::var("TEST_GRPC_RUNTIME")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
 /// Longer than any answer takes on a loaded CI machine: a call or a read
 /// waiting longer means the daemon stopped answering.
 pub const ANSWER: Duration = Duration::from_secs(30);
@@ -265,7 +280,7 @@ pub async fn start_in_process(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.yaml");
     std::fs::write(&path, policy).unwrap();
-    let settings = Settings::load(
+    let mut settings = Settings::load(
         None,
         &Overrides {
             policy: Some(path),
@@ -275,6 +290,13 @@ pub async fn start_in_process(
         },
     )
     .unwrap();
+    if let Some(layout) = layout_under_test() {
+        settings.grpc.runtime = match layout.as_str() {
+            "per_core" => prescient::settings::RuntimeLayout::PerCore,
+            "multi_thread" => prescient::settings::RuntimeLayout::MultiThread,
+            other => panic!("TEST_GRPC_RUNTIME={other}: multi_thread or per_core"),
+        };
+    }
     let running =
         prescient::daemon::start(&settings, Arc::new(prescient::clock::SystemClock::new()))
             .await

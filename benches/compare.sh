@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# One run, side by side (issue 15): the empty Acquire handler built from our
+# proto (examples/empty_acquire.rs, current-thread and multi-thread tokio
+# runtimes) and `prescient serve` in each runtime layout (grpc.runtime), all
+# under the same load from `prescient bench`: CONNECTIONS connections x
+# STREAMS requests in flight, TENANTS tenants, every Acquire granted.
+#
+# First the servers on core 0 and the load generator on core 1; then the
+# servers on cores 0-1 with the load generator sharing them (a 2-core
+# machine has no third core). Servers take turns, ROUNDS times, and the
+# table shows each one's medians, with ratios to the faster empty handler.
+#
+#   benches/compare.sh                  # about 3 minutes
+#   ROUNDS=5 DURATION=10s benches/compare.sh
+#
+# It measures: not run in CI. Needs taskset (util-linux) and 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-1s}
+CONNECTIONS=${CONNECTIONS:-8}
+STREAMS=${STREAMS:-16}
+TENANTS=${TENANTS:-8}
+
+command -v taskset >/dev/null || { echo "compare.sh: taskset not found (apt-get install util-linux)" >&2; exit 1; }
+if [ "$(nproc)" -lt 2 ]; then
+    echo "compare.sh: needs 2 cores (server on one, load generator on the other); this process may use $(nproc)" >&2
+    exit 1
+fi
+
+# PROFILE=dev tries the script on a debug build (its figures mean nothing).
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" --quiet --bin prescient --example empty_acquire
+bin=${CARGO_TARGET_DIR:-target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+prescient=$bin/prescient
+empty=$bin/examples/empty_acquire
+
+work=$(mktemp -d)
+server=""
+cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Every Acquire is granted: capacity far beyond what one machine can ask.
+tenants=$(seq -s, -f 't%g' 0 $((TENANTS - 1)))
+{
+    echo "resources:"
+    echo "  api: { kind: rate, capacity: 1000000000 }"
+    echo "tenants:"
+    for t in ${tenants//,/ }; do
+        echo "  $t: { qos: gold, limits: { api: { guaranteed: 100000000 } } }"
+    done
+} >"$work/policy.yaml"
+"$prescient" check "$work/policy.yaml" >/dev/null
+
+# Starts server NAME pinned to CPUS; sets $server (pid) and $addr.
+start() {
+    local name=$1 cpus=$2 log=$work/server.log
+    : >"$log"
+    case $name in
+        empty-current) taskset -c "$cpus" "$empty" --flavor current_thread --listen 127.0.0.1:0 >"$log" 2>&1 & ;;
+        empty-multi) taskset -c "$cpus" "$empty" --flavor multi_thread --listen 127.0.0.1:0 >"$log" 2>&1 & ;;
+        prescient-*)
+            PRESCIENT_GRPC__RUNTIME=${name#prescient-} RUST_LOG=warn,prescient=info \
+                taskset -c "$cpus" "$prescient" serve --policy "$work/policy.yaml" \
+                --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --log-format text >"$log" 2>&1 &
+            ;;
+    esac
+    server=$!
+    addr=""
+    for _ in $(seq 200); do
+        addr=$(sed -n -e 's/.*listening on \([0-9.:]*\).*/\1/p' \
+            -e 's/.*prescient listening.* grpc=\([0-9.:]*\).*/\1/p' "$log" | head -n1)
+        [ -n "$addr" ] && return 0
+        kill -0 "$server" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "compare.sh: $name did not start:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+stop() {
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    server=""
+}
+
+# One bench run against $addr; prints its JSON report.
+bench() {
+    taskset -c "$1" "$prescient" bench --target "$addr" --connections "$CONNECTIONS" \
+        --streams "$STREAMS" --tenants "$tenants" --resource api --duration "$2" --json
+}
+
+field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+servers="empty-current empty-multi prescient-multi_thread prescient-per_core"
+
+# run LABEL SERVER_CPUS LOAD_CPUS: the rounds, then the table.
+run() {
+    local label=$1 scpus=$2 lcpus=$3 round name
+    : >"$work/results"
+    for round in $(seq "$ROUNDS"); do
+        for name in $servers; do
+            start "$name" "$scpus"
+            bench "$lcpus" "$WARMUP" >/dev/null
+            local report
+            report=$(bench "$lcpus" "$DURATION")
+            if [ "$(echo "$report" | field errors)" != 0 ] || [ "$(echo "$report" | field denied)" != 0 ]; then
+                echo "compare.sh: $name answered errors or denials: $report" >&2
+                exit 1
+            fi
+            echo "$name $(echo "$report" | field requests_per_second) $(echo "$report" | field p50_us) $(echo "$report" | field p99_us) $(echo "$report" | field p999_us)" >>"$work/results"
+            stop
+            echo "  $label round $round: $name done" >&2
+        done
+    done
+    echo
+    echo "$label; $CONNECTIONS connections x $STREAMS streams, $TENANTS tenants, medians of $ROUNDS x $DURATION"
+    local rows="" best_rps=0 best_p99=0
+    for name in $servers; do
+        local rps p50 p99 p999
+        rps=$(awk -v n="$name" '$1 == n { print $2 }' "$work/results" | median)
+        p50=$(awk -v n="$name" '$1 == n { print $3 }' "$work/results" | median)
+        p99=$(awk -v n="$name" '$1 == n { print $4 }' "$work/results" | median)
+        p999=$(awk -v n="$name" '$1 == n { print $5 }' "$work/results" | median)
+        rows+="$name $rps $p50 $p99 $p999"$'\n'
+        case $name in empty-*)
+            if awk -v a="$rps" -v b="$best_rps" 'BEGIN { exit !(a > b) }'; then
+                best_rps=$rps best_p99=$p99
+            fi
+            ;;
+        esac
+    done
+    printf '| %-24s | %10s | %8s | %8s | %8s | %9s | %9s |\n' server requests/s "p50 µs" "p99 µs" "p99.9 µs" "× req/s" "× p99"
+    printf '|%s|%s:|%s:|%s:|%s:|%s:|%s:|\n' -------------------------- ----------- --------- --------- --------- ---------- ----------
+    printf '%s' "$rows" | while read -r name rps p50 p99 p999; do
+        awk -v n="$name" -v r="$rps" -v a="$p50" -v b="$p99" -v c="$p999" -v br="$best_rps" -v bp="$best_p99" \
+            'BEGIN { printf "| %-24s | %10.0f | %8d | %8d | %8d | %9.2f | %9.2f |\n", n, r, a, b, c, r / br, b / bp }'
+    done
+}
+
+run "server on core 0, load generator on core 1" 0 1
+run "server on cores 0-1, load generator sharing them" 0,1 0,1
