@@ -1,4 +1,4 @@
-//! The command line (DESIGN §7): `serve`, `check`, `simulate`, `bench`.
+//! The command line (DESIGN §7): `serve`, `check`, `simulate`, `suite`, `bench`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -95,6 +95,18 @@ pub enum Command {
         /// also the forecast's lead time.
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         startup: Option<std::time::Duration>,
+    },
+    /// Run the evaluation suite: every trace and policy of DIR in the
+    /// three modes, one table (docs/simulation.md).
+    Suite {
+        /// Subdirectories holding trace.csv and policies (*.yaml).
+        dir: PathBuf,
+        /// Print one JSON object instead of the markdown table.
+        #[arg(long)]
+        json: bool,
+        /// Settings file (tick and planner keys are used).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Load a daemon on this machine with unary Acquire: requests/s and
     /// latency percentiles (loopback targets only).
@@ -238,6 +250,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 prewarm,
             )
         }
+        Command::Suite { dir, json, config } => suite(&dir, json, config.as_deref()),
         Command::Bench {
             target,
             connections,
@@ -381,6 +394,30 @@ fn simulate(
             report.to_text()
         }
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the evaluation suite; prints only once every pair has run.
+fn suite(
+    dir: &std::path::Path,
+    json: bool,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(config, &Overrides::default())
+        .map_err(|e| anyhow::anyhow!("settings: {e}"))?;
+    let report = sim::suite::entries(dir).and_then(|e| {
+        sim::suite::run(&e, &settings.planner_config(), &mut |n| {
+            eprintln!("suite: {n}")
+        })
+    });
+    match report {
+        Ok(r) if json => println!("{}", r.to_json()),
+        Ok(r) => print!("{}", r.to_markdown()),
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

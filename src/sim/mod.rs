@@ -28,6 +28,7 @@ mod replay;
 pub mod report;
 pub mod split;
 mod spread;
+pub mod suite;
 pub mod trace;
 
 use crate::planner::PlannerConfig;
