@@ -88,6 +88,7 @@ fn refit_loop(stop: Arc<AtomicBool>) -> (thread::JoinHandle<()>, Arc<AtomicU64>)
         series: seasonal_series(1440, 11),
         seasons: vec![60],
         steps: STEPS,
+        keep: None,
     };
     let handle = thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {

@@ -44,6 +44,7 @@ pub fn fits(c: &mut Criterion) {
                 series: shape(len, len as u64),
                 seasons: seasons.clone(),
                 steps: STEPS,
+                keep: None,
             };
             match model::fit(&job) {
                 Some(f) => eprintln!(
@@ -124,6 +125,7 @@ fn planner_fit(y: &[f64], steps: usize) -> Vec<f64> {
         series: y.to_vec(),
         seasons: vec![60, 1440],
         steps,
+        keep: None,
     };
     model::fit(&job).expect("the planner fits").means
 }

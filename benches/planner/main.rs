@@ -12,6 +12,9 @@
 //!   60-minute cycle.
 //! * `fit_alternative`: cheaper fits for hour + day seasons, straight on
 //!   augurs, each with its forecast error (what the planner could run).
+//! * `fit_choice`: a refit that scores the candidates by backtest against
+//!   one that refits the kept choice, and the cost amortised over the
+//!   minutes a choice is kept (series kept fresh each minute per core).
 //! * `planner_tick`, `planner_tick_metrics`: one `Planner::tick` with 1,000
 //!   and 10,000 series after some minutes of history, refits on the worker
 //!   thread; without metrics (tests, simulator) and feeding `Metrics` as the
@@ -22,6 +25,7 @@
 //! --benches`), every group shrinks to a smoke test.
 
 mod acquire_p99;
+mod choice;
 mod demand;
 mod fit;
 mod heap;
@@ -47,6 +51,7 @@ criterion_group!(
     acquire_p99::acquire_p99,
     fit::fits,
     fit::fit_alternatives,
+    choice::fit_choices,
     tick::planner_tick
 );
 criterion_main!(benches);

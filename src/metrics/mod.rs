@@ -51,6 +51,11 @@ pub struct Series {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Model {
+    pub model: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OfResource {
     pub resource: String,
 }
@@ -82,6 +87,11 @@ pub struct Metrics {
     pub forecast_upper: Family<Series, Gauge<f64, AtomicU64>>,
     pub forecast_coverage: Family<Series, Gauge<f64, AtomicU64>>,
     pub forecast_error: Family<Series, Gauge<f64, AtomicU64>>,
+    /// The backtest error (MASE) of the model each series' last scoring
+    /// refit chose.
+    pub backtest_error: Family<Series, Gauge<f64, AtomicU64>>,
+    /// Scoring refits by the model they chose (bounded: the model kinds).
+    pub model_choices: Family<Model, Counter>,
     pub refit_seconds: Histogram,
     pub tick_seconds: Histogram,
     pub leases_active: Gauge,
@@ -178,6 +188,18 @@ impl Metrics {
             "Mean absolute scaled error of the forecast over the trailing ten minutes (below 1 beats naive)",
             forecast_error.clone(),
         );
+        let backtest_error = gauge();
+        registry.register(
+            "forecast_backtest_error_ratio",
+            "Backtest MASE of the model the last scoring refit chose (below 1 beats naive)",
+            backtest_error.clone(),
+        );
+        let model_choices = Family::<Model, Counter>::default();
+        registry.register(
+            "forecast_model_choices",
+            "Models chosen by backtest at scoring refits, by model",
+            model_choices.clone(),
+        );
         let refit_seconds = Histogram::new(exponential_buckets(1e-4, 2.0, 14));
         registry.register_with_unit(
             "refit_duration",
@@ -256,6 +278,8 @@ impl Metrics {
             forecast_upper,
             forecast_coverage,
             forecast_error,
+            backtest_error,
+            model_choices,
             refit_seconds,
             tick_seconds,
             leases_active,

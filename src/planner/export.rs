@@ -134,6 +134,7 @@ pub(super) fn forget(m: &Metrics, series: &[(String, Arc<str>)], resources: &[St
             &m.forecast_upper,
             &m.forecast_coverage,
             &m.forecast_error,
+            &m.backtest_error,
         ] {
             family.remove(&s);
         }

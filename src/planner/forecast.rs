@@ -380,6 +380,8 @@ mod tests {
                 kind: ModelKind::Ets,
                 seasons: vec![],
                 means: vec![10.0; 100],
+                error: None,
+                scored: false,
             },
             0,
         );

@@ -7,6 +7,7 @@
 //! the daemon drives it from a thread on the system clock and tests (and the
 //! simulator) drive the very same code tick by tick on a manual clock.
 
+pub mod backtest;
 mod export;
 pub mod forecast;
 pub mod history;

@@ -1,9 +1,13 @@
-//! The model ladder (DESIGN §6), fitted off the tick on the per-minute
-//! series: EWMA until there are ten minutes of history, seasonal-naive while
-//! a season is known but fewer than three cycles are in, AutoETS without
-//! seasons, then MSTL (seasons configured or detected) with an additive ETS
-//! trend. Every step falls back to the one below on any error, so short,
-//! constant, gappy or NaN-prone series never fail a tick.
+//! Fitting a model off the tick on the per-minute series (DESIGN §6).
+//! Once the history can hold out a backtest, the model is chosen by one
+//! ([`super::backtest`]): seasonal naive, AutoETS, MSTL on the declared and
+//! on the detected seasons, and EWMA are scored and the best kept. Before
+//! that, the ladder by history length: EWMA until there are ten minutes of
+//! history, seasonal-naive while a season is known but fewer than three
+//! cycles are in, AutoETS without seasons, then MSTL (seasons configured or
+//! detected) with an additive ETS trend. Every step falls back to the one
+//! below on any error, so short, constant, gappy or NaN-prone series never
+//! fail a tick.
 //!
 //! A fit is expensive (FORECASTING.md: ~0.7 ms for MSTL on 360 points, 8×
 //! that in debug builds), so its output is cached as a run of per-minute
@@ -13,6 +17,8 @@ use augurs::ets::AutoETS;
 use augurs::mstl::{FittedTrendModel, MSTLModel, TrendModel};
 use augurs::seasons::{Detector, PeriodogramDetector};
 use augurs::{Fit, Predict};
+
+use super::backtest::{self, Choice};
 
 /// Which model produced a forecast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +62,11 @@ pub struct Fitted {
     /// Seasons (minutes) the model used.
     pub seasons: Vec<usize>,
     pub means: Vec<f64>,
+    /// The model's backtest error (MASE), if a backtest chose it.
+    pub error: Option<f64>,
+    /// Whether this fit scored the candidates (else it refit a kept
+    /// choice, or the history was too short and the ladder chose).
+    pub scored: bool,
 }
 
 /// What to fit: the per-minute demand (oldest first), seasons from the
@@ -65,6 +76,9 @@ pub struct FitJob {
     pub series: Vec<f64>,
     pub seasons: Vec<usize>,
     pub steps: usize,
+    /// A choice to refit without scoring again (ignored if the history no
+    /// longer supports it).
+    pub keep: Option<Choice>,
 }
 
 /// Fits the best model the history allows. `None`: stay on EWMA.
@@ -77,23 +91,48 @@ pub fn fit(job: &FitJob) -> Option<Fitted> {
     if y.len() < MIN_MINUTES {
         return None;
     }
-    let seasons = if job.seasons.is_empty() {
-        detect_seasons(&y)
+    if let Some(kept) = &job.keep
+        && let Some(means) = kept.candidate.forecast(&y, job.steps)
+    {
+        return Some(Fitted {
+            kind: kept.candidate.kind,
+            seasons: kept.candidate.seasons.clone(),
+            means,
+            error: Some(kept.error),
+            scored: false,
+        });
+    }
+    if let Some((choice, means)) = backtest::choose(&y, &job.seasons, job.steps) {
+        return Some(Fitted {
+            kind: choice.candidate.kind,
+            seasons: choice.candidate.seasons,
+            means,
+            error: Some(choice.error),
+            scored: true,
+        });
+    }
+    ladder(&y, &job.seasons, job.steps)
+}
+
+/// The model by history length alone, for histories too short to backtest.
+fn ladder(y: &[f64], declared: &[usize], steps: usize) -> Option<Fitted> {
+    let seasons = if declared.is_empty() {
+        detect_seasons(y)
     } else {
-        job.seasons.clone()
+        declared.to_vec()
     };
     let usable: Vec<usize> = seasons
         .iter()
         .copied()
         .filter(|&p| p >= 2 && y.len() >= MIN_CYCLES * p)
         .collect();
-    if let Some(&longest) = usable.iter().max()
-        && let Some(means) = mstl_fit(&y, &usable, longest, job.steps)
-    {
+    if let Some(means) = mstl_fit(y, &usable, steps) {
         return Some(Fitted {
             kind: ModelKind::Mstl,
             seasons: usable,
             means,
+            error: None,
+            scored: false,
         });
     }
     // A season with one or two cycles in: repeat the last cycle.
@@ -102,13 +141,17 @@ pub fn fit(job: &FitJob) -> Option<Fitted> {
         return Some(Fitted {
             kind: ModelKind::SeasonalNaive,
             seasons: vec![p],
-            means: (0..job.steps).map(|i| cycle[i % p]).collect(),
+            means: (0..steps).map(|i| cycle[i % p]).collect(),
+            error: None,
+            scored: false,
         });
     }
-    ets(&y[y.len().saturating_sub(ETS_MINUTES)..], job.steps).map(|means| Fitted {
+    ets(y, steps).map(|means| Fitted {
         kind: ModelKind::Ets,
         seasons: Vec::new(),
         means,
+        error: None,
+        scored: false,
     })
 }
 
@@ -155,7 +198,10 @@ impl TrendModel for TailTrend {
 const COARSE_FROM: usize = 720;
 const COARSE: usize = 3;
 
-fn mstl_fit(y: &[f64], seasons: &[usize], longest: usize, steps: usize) -> Option<Vec<f64>> {
+/// MSTL on `seasons` (none: `None`), over the last [`FIT_CYCLES`] cycles
+/// of the longest.
+pub(super) fn mstl_fit(y: &[f64], seasons: &[usize], steps: usize) -> Option<Vec<f64>> {
+    let longest = *seasons.iter().max()?;
     let y = &y[y.len().saturating_sub(FIT_CYCLES * longest)..];
     if longest < COARSE_FROM {
         return mstl(y, seasons, steps);
@@ -187,7 +233,9 @@ fn mstl(y: &[f64], seasons: &[usize], steps: usize) -> Option<Vec<f64>> {
     clean(fitted.predict(steps, None).ok()?.point)
 }
 
-fn ets(y: &[f64], steps: usize) -> Option<Vec<f64>> {
+/// AutoETS `AAN` on the last [`ETS_MINUTES`] of `y`.
+pub(super) fn ets(y: &[f64], steps: usize) -> Option<Vec<f64>> {
+    let y = &y[y.len().saturating_sub(ETS_MINUTES)..];
     let fitted = AutoETS::new(1, "AAN").ok()?.fit(y).ok()?;
     clean(fitted.predict(steps, None).ok()?.point)
 }
@@ -239,14 +287,16 @@ mod tests {
             series: seasonal(n, 20),
             seasons,
             steps: 30,
+            keep: None,
         };
+        // Too short to hold out two 15-minute windows: the ladder decides.
         assert_eq!(fit(&job(5, vec![20])), None, "too short: EWMA");
         assert_eq!(
             fit(&job(30, vec![20])).unwrap().kind,
             ModelKind::SeasonalNaive
         );
         assert_eq!(fit(&job(30, vec![])).unwrap().kind, ModelKind::Ets);
-        let mstl = fit(&job(100, vec![20])).unwrap();
+        let mstl = ladder(&seasonal(100, 20), &[20], 30).unwrap();
         assert_eq!(mstl.kind, ModelKind::Mstl);
         assert_eq!(mstl.means.len(), 30);
         // It learned the cycle: the forecast 5 minutes on is the peak.
@@ -269,24 +319,16 @@ mod tests {
                     + 30.0 * (2.0 * std::f64::consts::PI * t / 60.0).sin()
             })
             .collect();
-        let job = FitJob {
-            series: y[..3 * 1440].to_vec(),
-            seasons: vec![60, 1440],
-            steps: 20,
-        };
-        let f = fit(&job).unwrap();
-        assert_eq!(f.kind, ModelKind::Mstl);
-        assert_eq!(f.seasons, [60, 1440]);
-        assert_eq!(f.means.len(), 20, "one mean per minute");
+        let means = mstl_fit(&y[..3 * 1440], &[60, 1440], 20).unwrap();
+        assert_eq!(means.len(), 20, "one mean per minute");
         let truth = &y[3 * 1440..3 * 1440 + 20];
-        let mae = f
-            .means
+        let mae = means
             .iter()
             .zip(truth)
             .map(|(m, t)| (m - t).abs())
             .sum::<f64>()
             / 20.0;
-        assert!(mae < 15.0, "MAE {mae}: {:?} vs {truth:?}", f.means);
+        assert!(mae < 15.0, "MAE {mae}: {means:?} vs {truth:?}");
     }
 
     #[test]
@@ -303,6 +345,7 @@ mod tests {
                 series,
                 seasons: vec![20],
                 steps: 10,
+                keep: None,
             });
             if let Some(f) = fitted {
                 assert!(f.means.iter().all(|v| v.is_finite() && *v >= 0.0), "{f:?}");

@@ -5,7 +5,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::Planner;
+use super::backtest::{Candidate, Choice, RESCORE_MINUTES};
 use super::model::{self, FitJob, Fitted};
+use crate::metrics;
 
 /// The cost (s) of one fit assumed before any is measured, and charged
 /// for every inline fit (see [`super::PlannerConfig::inline_refits`]).
@@ -88,9 +90,41 @@ impl Planner {
         }
         s.fitting = false;
         s.last_fit = Some(d.from);
-        if let Some(fitted) = d.fitted {
-            s.forecaster.install(fitted, d.from);
+        let Some(fitted) = d.fitted else {
+            return;
+        };
+        if fitted.scored {
+            s.scored_at = Some(d.from);
+            s.kept = fitted.error.map(|error| Choice {
+                candidate: Candidate {
+                    kind: fitted.kind,
+                    seasons: fitted.seasons.clone(),
+                },
+                error,
+            });
+            if let Some(m) = &self.metrics {
+                m.model_choices
+                    .get_or_create(&metrics::Model {
+                        model: fitted.kind.as_str(),
+                    })
+                    .inc();
+                // Tenants beyond the label bound share one label: their
+                // gauges would overwrite each other.
+                if s.label != metrics::OTHER {
+                    let series = metrics::Series {
+                        tenant: s.label.clone(),
+                        resource: self.core.registry().resources[s.resource].name.to_string(),
+                    };
+                    let error = fitted.error.unwrap_or(0.0);
+                    m.backtest_error.get_or_create(&series).set(error);
+                }
+            }
+        } else if fitted.error.is_none() {
+            // The ladder chose (too short to backtest): score next time.
+            s.kept = None;
+            s.scored_at = None;
         }
+        s.forecaster.install(fitted, d.from);
     }
 
     /// Starts the refits that are due, most urgent first, within the CPU
@@ -126,7 +160,7 @@ impl Planner {
         let budget = self.config.refit_budget * self.config.tick.as_secs_f64();
         self.credit = (self.credit + budget).min(budget * 2.0);
         let mut started = 0;
-        for (_, _, i) in due {
+        for (drifted, _, i) in due {
             if self.credit < self.fit_cost && started > 0 {
                 break;
             }
@@ -137,10 +171,14 @@ impl Planner {
             // Enough minutes for a few cycles of the longest season, and
             // until the next refit plus the horizon.
             let steps = (every + s.horizon.as_secs().div_ceil(60) + 5) as usize * 2;
+            // A kept choice is refit alone; the candidates are scored
+            // again every few minutes, and at once when it drifted.
+            let rescore = drifted || s.scored_at.is_none_or(|at| from >= at + RESCORE_MINUTES);
             let job = FitJob {
                 series: s.history.minute_demand.tail(model::MAX_FIT_MINUTES),
                 seasons: s.seasons.clone(),
                 steps,
+                keep: if rescore { None } else { s.kept.clone() },
             };
             s.fitting = true;
             started += 1;

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::backtest::Choice;
 use super::forecast::{Band, Forecaster};
 use super::history::History;
 use super::{Planner, export};
@@ -26,6 +27,11 @@ pub(super) struct Series {
     pub(super) seasons: Vec<usize>,
     pub(super) horizon: Duration,
     pub(super) last_fit: Option<u64>,
+    /// The model the last backtest chose, refit alone until
+    /// `scored_at + RESCORE_MINUTES` (or a drift).
+    pub(super) kept: Option<Choice>,
+    /// Minute of the last scoring refit.
+    pub(super) scored_at: Option<u64>,
     pub(super) fitting: bool,
     pub(super) last_demand: f64,
     /// The last tick in which this tenant was denied (ticks since start).
@@ -76,6 +82,8 @@ impl Planner {
                 seasons,
                 horizon,
                 last_fit: None,
+                kept: None,
+                scored_at: None,
                 fitting: false,
                 last_demand: 0.0,
                 denied_at: None,
@@ -123,6 +131,8 @@ impl Planner {
             if seasons != s.seasons {
                 s.seasons = seasons;
                 s.last_fit = None;
+                s.kept = None;
+                s.scored_at = None;
                 s.fit_generation += 1;
                 s.fitting = false;
             }

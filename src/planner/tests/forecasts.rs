@@ -10,7 +10,8 @@ fn forecasts_are_published_with_model_points_and_accuracy() {
     sim.shop_alone(45);
     let forecasts = watch.borrow().clone();
     let view = forecasts.get("shop", "api").unwrap();
-    assert_eq!(view.model, "mstl");
+    // An exact 10-minute cycle: a seasonal model wins the backtest.
+    assert!(["mstl", "seasonal_naive"].contains(&view.model), "{view:?}");
     assert_eq!(view.seasons, [10]);
     assert_eq!(view.points.len(), 15);
     // Minute 45 now: the burst at 48-49 is in the points.
@@ -121,9 +122,10 @@ fn a_restart_restores_the_history_and_the_forecast() {
         .unwrap()
         .clone();
     assert_eq!(
-        after.model, "mstl",
+        after.model, before.model,
         "refit from the restored history at once"
     );
+    assert_ne!(after.model, "ewma");
     assert_eq!(after.seasons, before.seasons);
     for (a, b) in after.points.iter().zip(&before.points) {
         assert!((a.band.mean - b.band.mean).abs() < 40.0, "{a:?} vs {b:?}");

@@ -1,0 +1,95 @@
+//! `fit_choice`: what choosing a model by backtest costs. A scoring refit
+//! (`keep: None`) fits every candidate at every origin and then the
+//! winner; a kept refit (the next `RESCORE_MINUTES − 1` minutes) fits the
+//! winner alone. Prints both and the amortised cost per refit, as series
+//! kept fresh each minute by one core.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion};
+use prescient::planner::backtest::{Candidate, Choice, RESCORE_MINUTES};
+use prescient::planner::model::{self, FitJob};
+
+use crate::demand::{daily_series, flat_series, seasonal_series};
+use crate::{STEPS, full_run};
+
+/// Mean seconds of one `model::fit(job)` over `runs` calls.
+fn mean_cost(job: &FitJob, runs: u32) -> f64 {
+    let started = Instant::now();
+    for _ in 0..runs {
+        black_box(model::fit(black_box(job)));
+    }
+    started.elapsed().as_secs_f64() / runs as f64
+}
+
+pub fn fit_choices(c: &mut Criterion) {
+    type Shape = fn(usize, u64) -> Vec<f64>;
+    let cases: [(&str, Shape, Vec<usize>, usize); 5] = [
+        ("seasons_60", seasonal_series, vec![60], 1440),
+        (
+            "seasons_60",
+            seasonal_series,
+            vec![60],
+            model::MAX_FIT_MINUTES,
+        ),
+        ("detect_seasonal", seasonal_series, vec![], 1440),
+        ("detect_flat", flat_series, vec![], 1440),
+        (
+            "seasons_60_1440",
+            daily_series,
+            vec![60, 1440],
+            model::MAX_FIT_MINUTES,
+        ),
+    ];
+    let runs = if full_run() { 20 } else { 1 };
+    let mut g = c.benchmark_group("fit_choice");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    for (label, shape, seasons, len) in cases {
+        let scoring = FitJob {
+            series: shape(len, len as u64),
+            seasons,
+            steps: STEPS,
+            keep: None,
+        };
+        let Some(chosen) = model::fit(&scoring) else {
+            eprintln!("fit_choice: {label}/{len}: no model");
+            continue;
+        };
+        let kept = FitJob {
+            keep: Some(Choice {
+                candidate: Candidate {
+                    kind: chosen.kind,
+                    seasons: chosen.seasons.clone(),
+                },
+                error: chosen.error.unwrap_or(0.0),
+            }),
+            ..scoring.clone()
+        };
+        let (scored_s, kept_s) = (mean_cost(&scoring, runs), mean_cost(&kept, runs));
+        let r = RESCORE_MINUTES as f64;
+        let amortised = (scored_s + (r - 1.0) * kept_s) / r;
+        eprintln!(
+            "fit_choice: {label}/{len}: chose {} {:?} (backtest MASE {:.3}); scoring refit {:.2} ms, \
+             kept refit {:.2} ms, amortised over {RESCORE_MINUTES} min {:.2} ms = {:.0} series fresh \
+             each minute per core",
+            chosen.kind.as_str(),
+            chosen.seasons,
+            chosen.error.unwrap_or(f64::NAN),
+            scored_s * 1e3,
+            kept_s * 1e3,
+            amortised * 1e3,
+            60.0 / amortised,
+        );
+        for (what, job) in [("scoring", &scoring), ("kept", &kept)] {
+            g.bench_with_input(
+                BenchmarkId::new(format!("{label}_{what}"), len),
+                job,
+                |b, job| b.iter(|| black_box(model::fit(black_box(job)))),
+            );
+        }
+    }
+    g.finish();
+}
