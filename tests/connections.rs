@@ -118,6 +118,18 @@ async fn a_client_whose_idle_connection_was_closed_carries_on_without_errors() {
             },
         )
         .await;
+        // The server counts the reap when it decides it; wait until it has
+        // also dropped the socket (a call sent before that would race the
+        // close on a connection the client still thinks open).
+        eventually(
+            Duration::from_secs(30),
+            "the reaped connection's socket closed",
+            || async {
+                let open = metric(&d, "prescient_grpc_connections").await?;
+                (open == 0.0).then_some(())
+            },
+        )
+        .await;
         // Right after the close: tonic reconnects, the call is not lost.
         let r = c.acquire(acquire("t00")).await.unwrap();
         assert_eq!(r.into_inner().decision(), Decision::Granted);
