@@ -88,7 +88,8 @@ impl Loan {
             if Arc::ptr_eq(h, &borrower.holdings) {
                 continue;
             }
-            let got = h.reserve.lend(need - loan.total, now);
+            // Only rate reserves are listed (`Resource::set_reserve`).
+            let (got, _) = h.reserve.take_up_to(need - loan.total, now);
             if got > 0 {
                 loan.parts[loan.n] = (i, got);
                 loan.n += 1;

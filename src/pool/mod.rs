@@ -106,16 +106,6 @@ impl Pool {
         }
     }
 
-    /// Takes up to `want` from a rate pool for a borrower (a reserve
-    /// lending); units of concurrency are never lent.
-    #[inline]
-    pub fn lend(&self, want: u64, now: Nanos) -> u64 {
-        match self {
-            Pool::Rate(b) => b.take_up_to(want, now).0,
-            Pool::Concurrency(_) => 0,
-        }
-    }
-
     #[inline]
     pub fn put_back(&self, n: u64, now: Nanos) {
         if n == 0 {
