@@ -123,6 +123,20 @@ pub struct Row {
     pub mase: Option<f64>,
 }
 
+impl Row {
+    /// A row with nothing measured yet.
+    fn named(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            tokens_denied: BTreeMap::new(),
+            value: None,
+            utilization: BTreeMap::new(),
+            coverage: None,
+            mase: None,
+        }
+    }
+}
+
 /// The table: a row per pair, and the total (denied tokens summed, the
 /// value of the sums; utilization, coverage and MASE averaged over rows).
 #[derive(Debug, Clone, Serialize)]
@@ -159,14 +173,7 @@ pub fn run(
 }
 
 fn run_one(name: &str, policy: &Policy, trace: &Trace, planner_config: &PlannerConfig) -> Row {
-    let mut row = Row {
-        name: name.to_string(),
-        tokens_denied: BTreeMap::new(),
-        value: None,
-        utilization: BTreeMap::new(),
-        coverage: None,
-        mase: None,
-    };
+    let mut row = Row::named(name);
     for mode in Mode::ALL {
         let report = super::run(
             policy,
@@ -205,14 +212,7 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 fn total(rows: &[Row]) -> Row {
-    let mut t = Row {
-        name: "total".to_string(),
-        tokens_denied: BTreeMap::new(),
-        value: None,
-        utilization: BTreeMap::new(),
-        coverage: None,
-        mase: None,
-    };
+    let mut t = Row::named("total");
     for mode in Mode::ALL {
         let m = mode.as_str();
         t.tokens_denied
