@@ -82,14 +82,7 @@ async fn multi_thread_binds_one_listener_for_its_workers() {
 
 /// `prescient serve` with `env`: its exit code and stderr, once it exits.
 fn serve_refused(env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_prescient"));
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ]);
+    let mut cmd = common::serve_on_free_ports();
     cmd.envs(env.iter().copied());
     let out = cmd.output().unwrap();
     (

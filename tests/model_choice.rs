@@ -7,7 +7,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Daemon;
-use prescient::planner::{history, snapshot};
 
 const POLICY: &str = r#"
 resources:
@@ -22,28 +21,14 @@ tenants:
 /// Two hours of per-second ticks for web/api: a 10-minute cycle between
 /// 10/s and 90/s with a little noise, written by the library's own writer.
 fn seasonal_snapshot(dir: &std::path::Path) {
-    let mut h = history::History::default();
     let mut seed = 11u64;
-    for t in 0..120 * 60u64 {
+    common::snapshot::save_web_api(dir, 120 * 60, 60, |t| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let phase = 2.0 * std::f64::consts::PI * (t as f64 / 600.0);
-        let rate = 50.0 + 40.0 * phase.sin() + (seed % 5) as f64;
-        let s = history::Sample {
-            demand: rate,
-            granted: rate,
-            arrivals: rate,
-            hold: None,
-        };
-        h.record(s, 60);
-    }
-    let series = [snapshot::SeriesRef {
-        tenant: "web",
-        resource: "api",
-        history: &h,
-    }];
-    snapshot::save(dir, &series).unwrap();
+        50.0 + 40.0 * phase.sin() + (seed % 5) as f64
+    });
 }
 
 #[tokio::test]

@@ -187,24 +187,8 @@ async fn a_format_2_snapshot_is_upgraded_and_kept_by_the_daemon() {
 /// A snapshot of `minutes` of steady `rate`/s for web/api, written by the
 /// library's own writer, ticks of `tick`.
 fn steady_snapshot(dir: &std::path::Path, minutes: u64, rate: f64, tick: std::time::Duration) {
-    use prescient::planner::{history, snapshot};
     let tpm = (60.0 / tick.as_secs_f64()).round() as u32;
-    let mut h = history::History::default();
-    for _ in 0..minutes * tpm as u64 {
-        let s = history::Sample {
-            demand: rate,
-            granted: rate,
-            arrivals: rate,
-            hold: None,
-        };
-        h.record(s, tpm);
-    }
-    let series = [snapshot::SeriesRef {
-        tenant: "web",
-        resource: "api",
-        history: &h,
-    }];
-    snapshot::save(dir, &series).unwrap();
+    snapshot::save_web_api(dir, minutes * tpm as u64, tpm, |_| rate);
 }
 
 /// After a restart, the forecast comes from the restored history at once,

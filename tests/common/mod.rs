@@ -201,7 +201,7 @@ impl Daemon {
 }
 
 /// `prescient serve` on port 0 for both ports, log on a pipe.
-fn serve_on_free_ports() -> Command {
+pub fn serve_on_free_ports() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_prescient"));
     cmd.args([
         "serve",

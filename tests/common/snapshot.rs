@@ -60,3 +60,27 @@ pub fn write(snapshot: &Snapshot) -> Vec<u8> {
     bytes.extend(postcard::to_stdvec(&snapshot.series).unwrap());
     bytes
 }
+
+/// Writes a genuine snapshot into `dir` with the library's own writer: one
+/// series, web/api, of `ticks` ticks at `tpm` a minute whose demand, grants
+/// and arrivals at tick `t` are `rate(t)` per second.
+pub fn save_web_api(dir: &std::path::Path, ticks: u64, tpm: u32, mut rate: impl FnMut(u64) -> f64) {
+    use prescient::planner::{history, snapshot};
+    let mut h = history::History::default();
+    for t in 0..ticks {
+        let r = rate(t);
+        let s = history::Sample {
+            demand: r,
+            granted: r,
+            arrivals: r,
+            hold: None,
+        };
+        h.record(s, tpm);
+    }
+    let series = [snapshot::SeriesRef {
+        tenant: "web",
+        resource: "api",
+        history: &h,
+    }];
+    snapshot::save(dir, &series).unwrap();
+}
