@@ -80,11 +80,7 @@ impl Candidate {
                 }
                 Some(vec![level; steps])
             }
-            ModelKind::SeasonalNaive => {
-                let p = self.seasons[0];
-                let cycle = &y[y.len() - p..];
-                Some((0..steps).map(|i| cycle[i % p]).collect())
-            }
+            ModelKind::SeasonalNaive => Some(model::seasonal_naive(y, self.seasons[0], steps)),
             ModelKind::Ets => model::ets(y, steps),
             ModelKind::Mstl => model::mstl_fit(y, &self.seasons, steps),
         }
@@ -114,12 +110,7 @@ pub fn candidates(n: usize, declared: &[usize], detected: &[usize]) -> Vec<Candi
     out.push(Candidate::new(ModelKind::Ets, Vec::new()));
     for set in [declared, detected] {
         // The seasons with enough cycles in, as the ladder uses them.
-        let usable: Vec<usize> = set
-            .iter()
-            .copied()
-            .filter(|&p| p >= 2 && n >= MIN_CYCLES * p)
-            .collect();
-        let mstl = Candidate::new(ModelKind::Mstl, usable);
+        let mstl = Candidate::new(ModelKind::Mstl, model::usable_seasons(set, n));
         if !out.contains(&mstl) {
             out.push(mstl);
         }

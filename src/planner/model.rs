@@ -121,11 +121,7 @@ fn ladder(y: &[f64], declared: &[usize], steps: usize) -> Option<Fitted> {
     } else {
         declared.to_vec()
     };
-    let usable: Vec<usize> = seasons
-        .iter()
-        .copied()
-        .filter(|&p| p >= 2 && y.len() >= MIN_CYCLES * p)
-        .collect();
+    let usable = usable_seasons(&seasons, y.len());
     if let Some(means) = mstl_fit(y, &usable, steps) {
         return Some(Fitted {
             kind: ModelKind::Mstl,
@@ -137,11 +133,10 @@ fn ladder(y: &[f64], declared: &[usize], steps: usize) -> Option<Fitted> {
     }
     // A season with one or two cycles in: repeat the last cycle.
     if let Some(&p) = seasons.iter().filter(|&&p| p >= 2 && y.len() >= p).max() {
-        let cycle = &y[y.len() - p..];
         return Some(Fitted {
             kind: ModelKind::SeasonalNaive,
             seasons: vec![p],
-            means: (0..steps).map(|i| cycle[i % p]).collect(),
+            means: seasonal_naive(y, p, steps),
             error: None,
             scored: false,
         });
@@ -153,6 +148,23 @@ fn ladder(y: &[f64], declared: &[usize], steps: usize) -> Option<Fitted> {
         error: None,
         scored: false,
     })
+}
+
+/// The seasons of `seasons` MSTL can fit on `n` minutes: at least
+/// [`MIN_CYCLES`] cycles of each in.
+pub(super) fn usable_seasons(seasons: &[usize], n: usize) -> Vec<usize> {
+    seasons
+        .iter()
+        .copied()
+        .filter(|&p| p >= 2 && n >= MIN_CYCLES * p)
+        .collect()
+}
+
+/// The last cycle of period `p` (`y` holds at least one), repeated over
+/// `steps` minutes.
+pub(super) fn seasonal_naive(y: &[f64], p: usize, steps: usize) -> Vec<f64> {
+    let cycle = &y[y.len() - p..];
+    (0..steps).map(|i| cycle[i % p]).collect()
 }
 
 fn clean(forecast: Vec<f64>) -> Option<Vec<f64>> {
