@@ -27,7 +27,6 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::admission::Admission;
-use crate::clock::Nanos;
 use crate::metrics::Metrics;
 use crate::policy::{EventSpec, Policy};
 use forecast::{Accuracy, Band};
@@ -144,8 +143,6 @@ pub struct Planner {
     published: tokio::sync::watch::Sender<Arc<Forecasts>>,
     /// Restored histories waiting for their series to appear.
     restored: std::collections::HashMap<(String, String), History>,
-    /// Bands from outside instead of forecasts (the simulator's oracle).
-    oracle: Option<Oracle>,
     metrics: Option<Arc<Metrics>>,
     /// Leases reclaimed as of the last tick (the metric counts the rest).
     reclaimed: u64,
@@ -156,10 +153,6 @@ pub struct Planner {
     by_key: std::collections::HashMap<u64, usize>,
     next_key: u64,
 }
-
-/// A source of known-future demand bands: `(tenant, resource, now,
-/// horizon)` → the band of the demand rate over `[now, now + horizon)`.
-pub type Oracle = Box<dyn FnMut(&str, &str, Nanos, Duration) -> Band + Send>;
 
 impl Planner {
     pub fn new(core: Arc<Admission>, policy: &Policy, config: PlannerConfig) -> Self {
@@ -180,7 +173,6 @@ impl Planner {
             published,
             config,
             restored: Default::default(),
-            oracle: None,
             metrics: None,
             reclaimed: 0,
             uncharged: 0,
@@ -193,14 +185,6 @@ impl Planner {
     /// need none).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
-        self
-    }
-
-    /// Sizes reserves from known future demand instead of forecasts, and
-    /// stops fitting (the simulator's oracle mode: the bound no forecast
-    /// beats).
-    pub fn with_oracle(mut self, oracle: Oracle) -> Self {
-        self.oracle = Some(oracle);
         self
     }
 

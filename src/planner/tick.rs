@@ -69,10 +69,8 @@ impl Planner {
         }
 
         // 2. Refits: collect what finished, start what is due.
-        if self.oracle.is_none() {
-            report.refits_applied = self.collect_refits();
-            report.refits_started = self.start_refits();
-        }
+        report.refits_applied = self.collect_refits();
+        report.refits_started = self.start_refits();
 
         // 3. Forecast (the band for the coming tick is scored against it
         // next tick), then size, resource by resource.
@@ -109,7 +107,7 @@ impl Planner {
     /// The band over `[next tick, next tick + span]`: the highest mean and
     /// bounds of the minutes it covers, scaled by events in force; for
     /// concurrency, in units (Little's law: arrivals/s × mean hold time).
-    fn band_over(&mut self, i: usize, now: Nanos, wall: SystemTime, span: Duration) -> Band {
+    fn band_over(&self, i: usize, wall: SystemTime, span: Duration) -> Band {
         let tpm = self.ticks_per_minute as u64;
         let s = &self.series[i];
         let first = s.history.ticks / tpm;
@@ -122,14 +120,9 @@ impl Planner {
             band.upper = band.upper.max(b.upper);
             band.lower = band.lower.max(b.lower);
         }
-        let (tenant, resource) = (s.tenant.clone(), s.resource);
+        let (tenant, resource) = (&s.tenant, s.resource);
         let registry = self.core.registry();
-        if let Some(oracle) = &mut self.oracle {
-            // Known demand already holds any event's effect.
-            band = oracle(&tenant.name, &registry.resources[resource].name, now, span);
-        } else {
-            band = band.scaled(self.event_multiplier(&tenant.name, wall, span));
-        }
+        band = band.scaled(self.event_multiplier(&tenant.name, wall, span));
         let r = &registry.resources[resource];
         if r.kind == Kind::Concurrency {
             // This tenant's own recent hold time, else the resource's.
@@ -160,7 +153,7 @@ impl Planner {
             let Some(wants) = out.get_mut(&*r.name) else {
                 continue; // a resource the policy dropped
             };
-            let band = self.band_over(i, now, wall, horizon);
+            let band = self.band_over(i, wall, horizon);
             let s = &self.series[i];
             let used = match r.kind {
                 Kind::Rate => s.last_demand,
@@ -193,16 +186,6 @@ impl Planner {
             }
             let a = &s.tenant.allotments[resource];
             if a.limit.reserve.is_none() {
-                if self.oracle.is_some() && s.tenant.qos.borrow {
-                    // Known demand: a borrower without a reserve claims
-                    // its excess too, or reserves would starve it (it is
-                    // water-filled, not given a reserve).
-                    let (g, weight) = (a.guaranteed_here() as f64, s.tenant.qos.weight);
-                    let band = self.band_over(i, now, wall, self.config.tick);
-                    wants.push((sizing::reserve_wanted(band, g, f64::MAX), weight));
-                    near.push(0.0);
-                    who.push(usize::MAX);
-                }
                 continue;
             }
             let (g, horizon, weight) = (a.guaranteed_here() as f64, s.horizon, s.tenant.qos.weight);
@@ -212,9 +195,9 @@ impl Planner {
                 // denied it: a reserve would only hold capacity from others.
                 max = 0.0;
             }
-            let band = self.band_over(i, now, wall, horizon);
+            let band = self.band_over(i, wall, horizon);
             wants.push((sizing::reserve_wanted(band, g, max), weight));
-            let band = self.band_over(i, now, wall, lead);
+            let band = self.band_over(i, wall, lead);
             near.push(sizing::reserve_wanted(band, g, max));
             who.push(i);
         }
@@ -229,11 +212,7 @@ impl Planner {
                 .zip(&near)
                 .map(|(size, near)| size.min(*near).floor() as u64)
                 .zip(who)
-                .filter(|(_, i)| *i != usize::MAX)
                 .unzip();
-        if sizes.is_empty() {
-            return;
-        }
         // Shrink first, so the growing ones find the room.
         let mut order: Vec<usize> = (0..sizes.len()).collect();
         order.sort_by_key(|&k| {

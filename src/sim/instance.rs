@@ -1,5 +1,5 @@
 //! One simulated daemon: its own admission core (and planner, in the
-//! predictive and oracle modes) on the run's virtual clock. With more than
+//! predictive mode) on the run's virtual clock. With more than
 //! one, it is also a member of the cluster: after each tick it exchanges
 //! with the lease store the daemons share, the way the daemon's planner
 //! thread does with Redis (DESIGN §9), through the same `cluster` code.
@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Mode;
-use super::oracle::Demand;
 use super::trace::Trace;
 use crate::admission::{Admission, AdmissionConfig};
 use crate::clock::{ManualClock, Nanos};
@@ -44,8 +43,8 @@ pub(super) struct Instance {
 }
 
 impl Instance {
-    /// Daemon `k` of `n` in `mode`; `demand` is what its oracle knows
-    /// (oracle mode). Its share starts at `1/n` of every capacity.
+    /// Daemon `k` of `n` in `mode`. Its share starts at `1/n` of every
+    /// capacity.
     pub(super) fn new(
         (k, n): (usize, usize),
         policy: &Policy,
@@ -53,7 +52,6 @@ impl Instance {
         mode: Mode,
         config: &PlannerConfig,
         clock: Arc<ManualClock>,
-        demand: Option<Demand>,
     ) -> Self {
         let core = Arc::new(Admission::new(policy, AdmissionConfig::default(), clock));
         let config = PlannerConfig {
@@ -61,15 +59,8 @@ impl Instance {
             ..config.clone()
         };
         let tick = config.tick;
-        let planner = match (mode, demand) {
-            (Mode::Reactive, _) => None,
-            (Mode::Oracle, Some(demand)) => Some(
-                Planner::new(core.clone(), policy, config).with_oracle(Box::new(
-                    move |tenant, resource, now, _horizon| demand.band(tenant, resource, now),
-                )),
-            ),
-            _ => Some(Planner::new(core.clone(), policy, config)),
-        };
+        let planner =
+            (mode == Mode::Predictive).then(|| Planner::new(core.clone(), policy, config));
         let member = (n > 1).then(|| {
             let (member, applies) = Member::new(
                 MemberConfig {

@@ -5,8 +5,9 @@
 //! * **predictive**: the daemon's behaviour, reserves sized from forecasts;
 //! * **reactive**: no reserves, buckets and the shared pool only (what a
 //!   plain rate limiter does);
-//! * **oracle**: reserves sized in hindsight from the trace's true demand
-//!   of each tick (not a bound on the other modes: `oracle_tests`).
+//! * **oracle**: not a replay but the bound: the most tokens any admission
+//!   could grant within the pools' limits, knowing the whole trace
+//!   ([`oracle`]); no mode denies fewer (`oracle_tests`).
 //!
 //! With `--instances N` the trace is dealt over N simulated daemons
 //! ([`split`]), each its own core and planner (`instance`), sharing one
@@ -16,7 +17,7 @@
 //! runs on one daemon so the cost of distribution shows.
 //!
 //! Data flow: [`trace`] (and `spread`) → [`split`] → [`run`] (per mode: `replay` of
-//! each row on its `instance`, `capacity` checks) → [`report`]
+//! each row on its `instance`, `capacity` checks; the oracle's bound) → [`report`]
 //! (tables, JSON) and [`plot`] (SVG).
 
 mod capacity;
@@ -138,6 +139,11 @@ pub fn run(
     daemons: &Daemons,
     progress: &mut dyn FnMut(u64),
 ) -> Outcome {
+    if mode == Mode::Oracle {
+        let tick = crate::clock::duration_to_nanos(planner_config.tick);
+        progress(trace.rows.len() as u64);
+        return oracle::run(policy, trace, tick);
+    }
     replay::Replay::new(policy, trace, mode, planner_config, daemons).run(progress)
 }
 

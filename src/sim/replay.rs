@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use super::instance::Instance;
-use super::oracle::Demand;
 use super::trace::{Row, Trace};
 use super::{
     AheadLine, Daemons, LeaseLine, Line, Mode, ModeReport, Outcome, Timeline, busiest_resources,
@@ -56,17 +55,7 @@ impl<'a> Replay<'a> {
         let route = daemons.split.route(trace, n);
         let clock = Arc::new(ManualClock::with_wall_epoch(0, trace.start));
         let instances: Vec<Instance> = (0..n)
-            .map(|k| {
-                let demand = (mode == Mode::Oracle).then(|| {
-                    let mine = trace
-                        .rows
-                        .iter()
-                        .zip(&route)
-                        .filter(|(_, d)| **d as usize == k);
-                    Demand::of(trace, mine.map(|(row, _)| row), tick)
-                });
-                Instance::new((k, n), policy, trace, mode, config, clock.clone(), demand)
-            })
+            .map(|k| Instance::new((k, n), policy, trace, mode, config, clock.clone()))
             .collect();
         let capacities: Vec<(String, u64)> = policy
             .resources

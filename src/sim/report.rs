@@ -180,9 +180,26 @@ impl ModeReport {
         }
     }
 
+    /// The oracle's grants of resource `r`: whole tokens per tick, and
+    /// per tier ([`Tier::ALL`] order).
+    pub(super) fn add_ticks(&mut self, r: usize, per_tick: &[u64], by_tier: [u64; 4]) {
+        self.per_tick[r].extend_from_slice(per_tick);
+        for (sum, n) in self.by_tier[r].iter_mut().zip(by_tier) {
+            *sum += n;
+        }
+    }
+
     /// Capacity check and utilization, once the run is over, against each
     /// resource's global capacity; `registries` are every daemon's.
     pub(super) fn finish(&mut self, registries: &[Arc<Registry>], end: Nanos) {
+        let tick_secs = self.tick_secs;
+        self.finish_with(&|name| slack(registries, name), end, tick_secs);
+    }
+
+    /// [`finish`](Self::finish) with what the pools of each resource can
+    /// hold at once (`slack`) given by name.
+    pub(super) fn finish_with(&mut self, slack: &dyn Fn(&str) -> f64, end: Nanos, tick_secs: f64) {
+        self.tick_secs = tick_secs;
         let seconds = (end as f64 / 1e9).max(self.tick_secs);
         for (r, name) in self.resource_names.iter().enumerate() {
             let Some(spec) = self.policy.resources.get(name) else {
@@ -191,12 +208,8 @@ impl ModeReport {
             let c = spec.capacity as f64;
             let granted: u64 = self.per_tick[r].iter().sum();
             if spec.kind == Kind::Rate {
-                self.capacity_violations += rate_violations(
-                    &self.per_tick[r],
-                    c,
-                    self.tick_secs,
-                    slack(registries, name),
-                );
+                self.capacity_violations +=
+                    rate_violations(&self.per_tick[r], c, self.tick_secs, slack(name));
                 self.utilization
                     .insert(name.clone(), granted as f64 / (c * seconds));
             } else {
