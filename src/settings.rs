@@ -103,6 +103,7 @@ pub struct PlannerSettings {
     pub published_minutes: usize,
     #[serde(with = "humantime_serde")]
     pub snapshot_every: Duration,
+    pub shrink_wide_bands: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -222,6 +223,7 @@ impl Settings {
             refit_budget: self.planner.refit_budget,
             refit_threshold: self.planner.refit_threshold,
             published_minutes: self.planner.published_minutes,
+            shrink_wide_bands: self.planner.shrink_wide_bands,
             inline_refits: false,
         }
     }

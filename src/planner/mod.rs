@@ -47,6 +47,9 @@ pub struct PlannerConfig {
     pub refit_threshold: f64,
     /// Minutes of forecast published per series (GetForecast points).
     pub published_minutes: usize,
+    /// DESIGN §2's risk factor: a reserve whose forecast band is wider
+    /// than its mean is shrunk by `mean ÷ width`.
+    pub shrink_wide_bands: bool,
     /// Fit on the tick's own thread (tests, simulator: deterministic, each
     /// fit charged to the budget at a nominal cost, never a measured one)
     /// or on a worker thread (the daemon: a slow fit never delays a tick,
@@ -62,6 +65,7 @@ impl Default for PlannerConfig {
             refit_budget: 0.75,
             refit_threshold: 0.25,
             published_minutes: 15,
+            shrink_wide_bands: true,
             inline_refits: false,
         }
     }

@@ -24,10 +24,11 @@
 
 use super::forecast::Band;
 
-/// The reserve a tenant wants for a band (same unit as `guaranteed`).
-pub fn reserve_wanted(band: Band, guaranteed: f64, max: f64) -> f64 {
+/// The reserve a tenant wants for a band (same unit as `guaranteed`);
+/// `shrink`: apply the risk factor (`planner.shrink_wide_bands`).
+pub fn reserve_wanted(band: Band, guaranteed: f64, max: f64, shrink: bool) -> f64 {
     let width = band.upper - band.lower;
-    let risk = if width > band.mean && width > 0.0 {
+    let risk = if shrink && width > band.mean && width > 0.0 {
         (band.mean / width).clamp(0.0, 1.0)
     } else {
         1.0
@@ -72,10 +73,14 @@ mod tests {
             lower: 80.0,
             upper: 130.0,
         };
-        assert_eq!(reserve_wanted(band, 100.0, 1000.0), 30.0);
-        assert_eq!(reserve_wanted(band, 100.0, 10.0), 10.0, "capped at max");
+        assert_eq!(reserve_wanted(band, 100.0, 1000.0, true), 30.0);
         assert_eq!(
-            reserve_wanted(band, 200.0, 1000.0),
+            reserve_wanted(band, 100.0, 10.0, true),
+            10.0,
+            "capped at max"
+        );
+        assert_eq!(
+            reserve_wanted(band, 200.0, 1000.0, true),
             0.0,
             "guarantee suffices"
         );
@@ -88,7 +93,12 @@ mod tests {
             lower: 0.0,
             upper: 40.0,
         };
-        assert_eq!(reserve_wanted(band, 0.0, 1000.0), 40.0 * 0.25);
+        assert_eq!(reserve_wanted(band, 0.0, 1000.0, true), 40.0 * 0.25);
+        assert_eq!(
+            reserve_wanted(band, 0.0, 1000.0, false),
+            40.0,
+            "not with the risk factor off"
+        );
     }
 
     #[test]

@@ -196,9 +196,10 @@ impl Planner {
                 max = 0.0;
             }
             let band = self.band_over(i, wall, horizon);
-            wants.push((sizing::reserve_wanted(band, g, max), weight));
+            let shrink = self.config.shrink_wide_bands;
+            wants.push((sizing::reserve_wanted(band, g, max, shrink), weight));
             let band = self.band_over(i, wall, lead);
-            near.push(sizing::reserve_wanted(band, g, max));
+            near.push(sizing::reserve_wanted(band, g, max, shrink));
             who.push(i);
         }
         if wants.is_empty() {

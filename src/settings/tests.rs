@@ -254,3 +254,11 @@ fn the_runtime_layout_is_one_of_two_and_workers_default_to_the_cores() {
     let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err();
     assert!(err.to_string().contains("grpc.workers"), "{err}");
 }
+
+#[test]
+fn the_risk_factor_is_on_by_default_and_can_be_turned_off() {
+    let on = from_env(&[]).unwrap();
+    assert!(on.planner_config().shrink_wide_bands);
+    let off = from_env(&[("PRESCIENT_PLANNER__SHRINK_WIDE_BANDS", "false")]).unwrap();
+    assert!(!off.planner_config().shrink_wide_bands);
+}
