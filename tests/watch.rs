@@ -190,20 +190,29 @@ async fn stalled_watch_streams_hold_bounded_memory_and_the_total_is_capped() {
 }
 
 #[tokio::test]
-async fn sigterm_with_undrained_streams_exits_within_the_grace_period() {
+async fn sigterm_with_undrained_streams_exits_within_the_grace_period_and_says_so_once() {
     const GRACE: Duration = Duration::from_secs(1);
+    // Enough connections that, with two workers, both hold some (the
+    // kernel spreads them over the per-core listeners); each worker then
+    // reaches the end of the grace with connections open.
+    const STALLED: usize = 8;
     let mut d = Daemon::start(
         &policy(),
         &[
             ("PRESCIENT_TICK", "20ms"),
             ("PRESCIENT_GRPC__SHUTDOWN_GRACE", "1s"),
+            ("PRESCIENT_GRPC__WORKERS", "2"),
         ],
     );
     let ticks = count_messages(watch_all(&d).await);
-    let send = stalled_connection(d.grpc).await;
     let mut held = Vec::new();
-    for _ in 0..20 {
-        held.push(watch_every_tenant(&send, d.grpc).await);
+    let mut connections = Vec::new();
+    for _ in 0..STALLED {
+        let send = stalled_connection(d.grpc).await;
+        for _ in 0..3 {
+            held.push(watch_every_tenant(&send, d.grpc).await);
+        }
+        connections.push(send);
     }
     ticks_pass(&ticks, 20).await;
 
@@ -223,5 +232,23 @@ async fn sigterm_with_undrained_streams_exits_within_the_grace_period() {
     };
     assert!(status.success(), "{status:?}");
     assert!(d.logged(&["grace"]), "the forced close is logged");
-    drop(held);
+    // Once per shutdown, whatever the layout, with every worker's count.
+    let log = d.log.lock().unwrap().clone();
+    let closing: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("closing the gRPC connections still open"))
+        .collect();
+    assert_eq!(closing.len(), 1, "{closing:#?}");
+    let closed: usize = closing[0]
+        .split("connections=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no connections= in {:?}", closing[0]));
+    assert!(
+        closed >= STALLED,
+        "{closed} connections closed: {}",
+        closing[0]
+    );
+    drop((held, connections));
 }

@@ -156,7 +156,7 @@ impl Admission {
             ));
         }
         if amount > allotment.max_grant {
-            return Err(AdmissionError::InvalidArgument(format!(
+            return Err(AdmissionError::AmountOverMax(format!(
                 "amount: {amount} exceeds the most {} could ever grant tenant {:?} at once ({})",
                 resource.name, tenant.name, allotment.max_grant
             )));

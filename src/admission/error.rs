@@ -8,6 +8,12 @@ pub enum AdmissionError {
     /// Bad input: INVALID_ARGUMENT.
     #[error("{0}")]
     InvalidArgument(String),
+    /// `amount` beyond the most the tenant could ever be granted at once:
+    /// INVALID_ARGUMENT too, but its own variant so that a face whose
+    /// amounts are counts rather than requests (Envoy's hits) can answer it
+    /// as over limit without reading the message.
+    #[error("{0}")]
+    AmountOverMax(String),
     /// Unknown tenant, resource or lease: NOT_FOUND.
     #[error("{0}")]
     NotFound(String),

@@ -94,6 +94,8 @@ struct Shared {
     /// Set while new connections are being refused (logged once a spell).
     refusing: AtomicBool,
     close: CancellationToken,
+    /// Set by the first [`Connections::close_all`] of a shutdown.
+    closing: AtomicBool,
     metrics: ConnectionMetrics,
 }
 
@@ -105,6 +107,7 @@ impl Connections {
                 open: AtomicUsize::new(0),
                 refusing: AtomicBool::new(false),
                 close: CancellationToken::new(),
+                closing: AtomicBool::new(false),
                 metrics,
             }),
         }
@@ -133,9 +136,14 @@ impl Connections {
     }
 
     /// Closes every connection, open calls and unsent data included (the
-    /// end of the shutdown grace).
-    pub fn close_all(&self) {
+    /// end of the shutdown grace). Every worker calls it; only the first
+    /// call gets the number of connections it closed (those of all
+    /// workers), so the close is reported once per shutdown.
+    pub fn close_all(&self) -> Option<usize> {
+        let first = !self.shared.closing.swap(true, Ordering::AcqRel);
+        let open = self.open();
         self.shared.close.cancel();
+        first.then_some(open)
     }
 
     /// A connection under the bound, or `None`: `tcp` is dropped, which

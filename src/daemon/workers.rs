@@ -179,13 +179,15 @@ pub(super) async fn drain(
         () = super::after_grace(&stop, grace) => {}
     }
     // Calls still open (a client that stopped reading its stream) end with
-    // their connection.
-    tracing::warn!(
-        connections = connections.open(),
-        ?grace,
-        "closing the gRPC connections still open after the shutdown grace"
-    );
-    connections.close_all();
+    // their connection. The first worker here closes every worker's, and
+    // says so once.
+    if let Some(open) = connections.close_all() {
+        tracing::warn!(
+            connections = open,
+            ?grace,
+            "closing the gRPC connections still open after the shutdown grace"
+        );
+    }
     match tokio::time::timeout(CLOSE_WAIT, serve).await {
         Ok(served) => served.context("gRPC server failed"),
         Err(_) => {

@@ -35,7 +35,9 @@ pub fn admission_server(
 /// The status code of DESIGN §3 for each core error.
 pub fn status(e: AdmissionError) -> tonic::Status {
     match e {
-        AdmissionError::InvalidArgument(m) => tonic::Status::invalid_argument(m),
+        AdmissionError::InvalidArgument(m) | AdmissionError::AmountOverMax(m) => {
+            tonic::Status::invalid_argument(m)
+        }
         AdmissionError::NotFound(m) => tonic::Status::not_found(m),
         AdmissionError::ResourceExhausted(m) => tonic::Status::resource_exhausted(m),
         AdmissionError::Unavailable => tonic::Status::unavailable("prescient is shutting down"),

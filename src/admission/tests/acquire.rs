@@ -71,7 +71,7 @@ fn impossible_amounts_and_unknown_names_are_errors_naming_the_field() {
     let now = clock.now();
     let err = |r| core.try_acquire(&r, now).unwrap_err();
     match err(req("bronze", "db", 51)) {
-        AdmissionError::InvalidArgument(m) => assert!(m.starts_with("amount: 51 exceeds"), "{m}"),
+        AdmissionError::AmountOverMax(m) => assert!(m.starts_with("amount: 51 exceeds"), "{m}"),
         e => panic!("{e:?}"),
     }
     match err(req("bronze", "db", 0)) {

@@ -127,7 +127,7 @@ impl EnvoyService {
             // More hits than the tenant could ever be granted at once: over
             // limit, not an error, which Envoy (failure_mode_deny: false,
             // its default) would let through.
-            Err(core::AdmissionError::InvalidArgument(m)) if m.starts_with("amount:") => None,
+            Err(core::AdmissionError::AmountOverMax(_)) => None,
             Err(e) => return Err(in_context(super::status(e))),
         };
         let now = self.core.clock().now();
