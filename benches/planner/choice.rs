@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
-use prescient::planner::backtest::{Candidate, Choice, RESCORE_MINUTES};
+use prescient::planner::backtest::{self, Candidate, Choice, RESCORE_MINUTES};
 use prescient::planner::model::{self, FitJob};
 
 use crate::demand::{daily_series, flat_series, seasonal_series};
@@ -21,6 +21,33 @@ fn mean_cost(job: &FitJob, runs: u32) -> f64 {
         black_box(model::fit(black_box(job)));
     }
     started.elapsed().as_secs_f64() / runs as f64
+}
+
+/// Prints each candidate's backtest cost on `job` (as `backtest::choose`
+/// scores them), so the expensive ones are named.
+fn candidate_costs(label: &str, job: &FitJob, runs: u32) {
+    let y = &job.series[job.series.len().saturating_sub(model::MAX_FIT_MINUTES)..];
+    let h = backtest::holdout(job.steps);
+    let Some(shortest) = y.len().checked_sub(backtest::ORIGINS * h) else {
+        return;
+    };
+    let detected = model::detect_seasons(y);
+    for c in backtest::candidates(shortest, &job.seasons, &detected) {
+        let started = Instant::now();
+        let mut error = None;
+        for _ in 0..runs {
+            error = black_box(backtest::score(black_box(&c), y, h));
+        }
+        let cost = started.elapsed().as_secs_f64() / runs as f64;
+        eprintln!(
+            "fit_choice: {label}/{}: scoring {} {:?}: {:.2} ms (MASE {:.3})",
+            y.len(),
+            c.kind.as_str(),
+            c.seasons,
+            cost * 1e3,
+            error.unwrap_or(f64::NAN),
+        );
+    }
 }
 
 pub fn fit_choices(c: &mut Criterion) {
@@ -54,6 +81,7 @@ pub fn fit_choices(c: &mut Criterion) {
             steps: STEPS,
             keep: None,
         };
+        candidate_costs(label, &scoring, runs);
         let Some(chosen) = model::fit(&scoring) else {
             eprintln!("fit_choice: {label}/{len}: no model");
             continue;

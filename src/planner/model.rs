@@ -175,13 +175,14 @@ fn clean(forecast: Vec<f64>) -> Option<Vec<f64>> {
 }
 
 /// MSTL's trend model: AAN (one candidate: additive error and trend, no
-/// damping, ~6× cheaper than the ZZN search) fitted on the last
-/// [`ETS_MINUTES`] of the trend only. The decomposition still sees every
-/// cycle; a trend forecast needs recent history, and fitting it on four days
-/// instead costs 7× more (50 ms against 7 ms for seasons [1h, 1d]) for the
-/// same error (benches/planner.rs, `fit_alternative`).
+/// damping, ~6× cheaper than the ZZN search) fitted on the last `.0`
+/// points of the trend only ([`ETS_MINUTES`] of minutes, as many coarse
+/// means as span them). The decomposition still sees every cycle; a trend
+/// forecast needs recent history, and fitting it on four days instead
+/// costs 7× more (50 ms against 7 ms for seasons [1h, 1d]) for the same
+/// error (benches/planner/fit.rs, `fit_alternative`).
 #[derive(Debug)]
-pub struct TailTrend;
+pub struct TailTrend(pub usize);
 
 impl TrendModel for TailTrend {
     fn name(&self) -> std::borrow::Cow<'_, str> {
@@ -197,7 +198,7 @@ impl TrendModel for TailTrend {
     > {
         AutoETS::new(1, "AAN")?
             .into_trend_model()
-            .fit(&y[y.len().saturating_sub(ETS_MINUTES)..])
+            .fit(&y[y.len().saturating_sub(self.0)..])
     }
 }
 
@@ -205,7 +206,7 @@ impl TrendModel for TailTrend {
 /// daily cycle then has 480 points instead of 1,440, the fit costs 4.5 ms
 /// instead of 7.2 ms for seasons [1h, 1d] over 4 days, and its error is no
 /// worse (MAE 5.33 against 5.45 over the next 14 minutes, the averaging
-/// removes noise; benches/planner.rs `fit_alternative`). The forecast is
+/// removes noise; benches/planner/fit.rs `fit_alternative`). The forecast is
 /// repeated back to minutes.
 const COARSE_FROM: usize = 720;
 const COARSE: usize = 3;
@@ -216,9 +217,9 @@ pub(super) fn mstl_fit(y: &[f64], seasons: &[usize], steps: usize) -> Option<Vec
     let longest = *seasons.iter().max()?;
     let y = &y[y.len().saturating_sub(FIT_CYCLES * longest)..];
     if longest < COARSE_FROM {
-        return mstl(y, seasons, steps);
+        return mstl(y, seasons, steps, ETS_MINUTES);
     }
-    // Whole 5-minute buckets ending at the newest minute.
+    // Whole buckets of COARSE minutes, ending at the newest minute.
     let y = &y[y.len() % COARSE..];
     let coarse: Vec<f64> = y
         .chunks(COARSE)
@@ -229,7 +230,14 @@ pub(super) fn mstl_fit(y: &[f64], seasons: &[usize], steps: usize) -> Option<Vec
         .map(|p| p / COARSE)
         .filter(|p| *p >= 2)
         .collect();
-    let means = mstl(&coarse, &periods, steps.div_ceil(COARSE))?;
+    // The trend over the same minutes as at full resolution: 360 coarse
+    // points would span 18 hours, and the trend fit is most of the cost.
+    let means = mstl(
+        &coarse,
+        &periods,
+        steps.div_ceil(COARSE),
+        ETS_MINUTES / COARSE,
+    )?;
     Some(
         means
             .iter()
@@ -239,8 +247,8 @@ pub(super) fn mstl_fit(y: &[f64], seasons: &[usize], steps: usize) -> Option<Vec
     )
 }
 
-fn mstl(y: &[f64], seasons: &[usize], steps: usize) -> Option<Vec<f64>> {
-    let model = MSTLModel::new(seasons.to_vec(), TailTrend);
+fn mstl(y: &[f64], seasons: &[usize], steps: usize, trend: usize) -> Option<Vec<f64>> {
+    let model = MSTLModel::new(seasons.to_vec(), TailTrend(trend));
     let fitted = model.fit(y).ok()?;
     clean(fitted.predict(steps, None).ok()?.point)
 }
