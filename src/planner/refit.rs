@@ -15,9 +15,10 @@ pub(super) const NOMINAL_FIT_COST: f64 = 0.005;
 
 /// The refit thread's nice value (Linux, per thread). Refits share cores
 /// with the request workers; at 19 a refit gets about 1/70 of a core a
-/// worker also wants (weights 15 and 1024), so Acquire's p99 does not move
-/// when refits run (docs/performance.md, "Acquire with 10,000 series
-/// refitting"), and all of the idle time: the budget still bounds them.
+/// worker also wants (weights 15 and 1024) and all of its idle time, the
+/// budget still bounding them (docs/performance.md, "Acquire with 10,000
+/// series refitting": at nice 0 a refitting core cost Acquire up to 9× its
+/// idle p99).
 pub(super) const NICE: i32 = 19;
 
 /// A series as the worker knows it: its key (a reload may move it in the
