@@ -24,7 +24,8 @@
 #   benches/refit_p99.sh                        # about 4 minutes
 #   ROUNDS=5 DURATION=20s benches/refit_p99.sh
 #   REFIT_PRIORITY=nice:0 benches/refit_p99.sh  # or idle: renice the refit
-#                                               # thread (compare priorities)
+#                                               # thread (compare priorities);
+#                                               # PLANNER_PRIORITY: the tick's
 #
 # It measures: not run in CI. Needs taskset (util-linux), 2 cores and
 # about 1 GB of disk for the snapshot.
@@ -39,6 +40,7 @@ STREAMS=${STREAMS:-16}
 TENANTS=${TENANTS:-8}
 SERIES_TENANTS=${SERIES_TENANTS:-10000}
 REFIT_PRIORITY=${REFIT_PRIORITY:-}
+PLANNER_PRIORITY=${PLANNER_PRIORITY:-}
 
 command -v taskset >/dev/null || { echo "refit_p99.sh: taskset not found (apt-get install util-linux)" >&2; exit 1; }
 if [ "$(nproc)" -lt 2 ]; then
@@ -90,21 +92,21 @@ start() {
     exit 1
 }
 
-# Sets the scheduling of the thread named prescient-refit, as REFIT_PRIORITY
-# says (nice:N, or idle for SCHED_IDLE); empty leaves it as the daemon set it.
+# Sets the scheduling of the daemon's thread named $1 as $2 says (nice:N,
+# or idle for SCHED_IDLE); empty leaves it as the daemon set it.
 reprioritize() {
-    [ -z "$REFIT_PRIORITY" ] && return 0
+    [ -z "$2" ] && return 0
     local task
     for task in /proc/"$server"/task/*; do
-        [ "$(cat "$task/comm")" = prescient-refit ] || continue
-        case $REFIT_PRIORITY in
-            nice:*) renice -n "${REFIT_PRIORITY#nice:}" -p "${task##*/}" >/dev/null ;;
+        [ "$(cat "$task/comm")" = "$1" ] || continue
+        case $2 in
+            nice:*) renice -n "${2#nice:}" -p "${task##*/}" >/dev/null ;;
             idle) chrt -i -p 0 "${task##*/}" ;;
-            *) echo "refit_p99.sh: REFIT_PRIORITY is nice:N or idle, not $REFIT_PRIORITY" >&2; exit 1 ;;
+            *) echo "refit_p99.sh: a priority is nice:N or idle, not $2" >&2; exit 1 ;;
         esac
         return 0
     done
-    echo "refit_p99.sh: no prescient-refit thread in $server" >&2
+    echo "refit_p99.sh: no $1 thread in $server" >&2
     exit 1
 }
 
@@ -132,7 +134,8 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for round in $(seq "$ROUNDS"); do
     for mode in idle refitting; do
         start "$mode"
-        reprioritize
+        reprioritize prescient-refit "$REFIT_PRIORITY"
+        reprioritize prescient-plann "$PLANNER_PRIORITY" # comm keeps 15 bytes
         bench "$WARMUP" >/dev/null
         before=$(refits)
         report=$(bench "$DURATION")
@@ -153,7 +156,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo
-echo "serve on core 0, bench on core 1${REFIT_PRIORITY:+, refit thread $REFIT_PRIORITY}; $SERIES_TENANTS tenants x 2 resources; $CONNECTIONS connections x $STREAMS streams, $TENANTS tenants; medians of $ROUNDS x $DURATION"
+echo "serve on core 0, bench on core 1${REFIT_PRIORITY:+, refit thread $REFIT_PRIORITY}${PLANNER_PRIORITY:+, planner thread $PLANNER_PRIORITY}; $SERIES_TENANTS tenants x 2 resources; $CONNECTIONS connections x $STREAMS streams, $TENANTS tenants; medians of $ROUNDS x $DURATION"
 printf '| %-10s | %10s | %8s | %8s | %8s | %14s |\n' mode requests/s "p50 µs" "p99 µs" "p99.9 µs" "refits/window"
 printf '|%s|%s:|%s:|%s:|%s:|%s:|\n' ------------ ----------- --------- --------- --------- ---------------
 col() { awk -v m="$1" -v c="$2" '$1 == m { print $c }' "$work/results" | median; }
