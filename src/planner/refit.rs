@@ -13,6 +13,14 @@ use crate::metrics;
 /// for every inline fit (see [`super::PlannerConfig::inline_refits`]).
 pub(super) const NOMINAL_FIT_COST: f64 = 0.005;
 
+/// The refit thread's nice value (Linux, per thread). Refits share cores
+/// with the request workers; at 19 a refit gets about 1/70 of a core a
+/// worker also wants (weights 15 and 1024) and all of its idle time, the
+/// budget still bounding them (docs/performance.md, "Acquire with 10,000
+/// series refitting": at nice 0 a refitting core cost Acquire up to 9× its
+/// idle p99).
+pub(super) const NICE: i32 = 19;
+
 /// A series as the worker knows it: its key (a reload may move it in the
 /// planner's list, or end it) and its fit generation (a reload may change
 /// its seasons).
@@ -39,6 +47,7 @@ impl Worker {
         std::thread::Builder::new()
             .name("prescient-refit".into())
             .spawn(move || {
+                yield_to_requests();
                 // Ends when the planner (the jobs sender) is dropped.
                 for (series, from, job) in inbox {
                     let started = Instant::now();
@@ -59,6 +68,25 @@ impl Worker {
             })
             .expect("spawn the refit thread");
         Self { jobs, done }
+    }
+}
+
+/// Lowers the calling thread to [`NICE`]; a refusal (a seccomp or
+/// container policy) is logged, and refits then compete with requests.
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions; setpriority reads its
+        // arguments only, and PRIO_PROCESS with a thread id changes that
+        // thread alone.
+        let tid = unsafe { libc::gettid() };
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE) } != 0 {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                nice = NICE,
+                "could not lower the refit thread's priority: refits compete with requests for CPU"
+            );
+        }
     }
 }
 
