@@ -38,7 +38,7 @@ pub enum Command {
     /// predictive vs reactive vs oracle.
     Simulate(SimulateArgs),
     /// Run the evaluation suite: every trace and policy of DIR in the
-    /// three modes, one table (docs/simulation.md).
+    /// two modes and against the oracle, one table (docs/simulation.md).
     Suite(SuiteArgs),
     /// Load a daemon on this machine with unary Acquire: requests/s and
     /// latency percentiles (loopback targets only).

@@ -1,6 +1,6 @@
 //! `prescient simulate`: replays a trace through the same admission core and
 //! planner as the daemon, on a virtual clock, tick by tick (DESIGN §7), in
-//! three modes:
+//! two modes, and computes the oracle:
 //!
 //! * **predictive**: the daemon's behaviour, reserves sized from forecasts;
 //! * **reactive**: no reserves, buckets and the shared pool only (what a

@@ -1,5 +1,5 @@
 //! `prescient suite DIR`: the evaluation suite. Runs every (trace, policy)
-//! pair of a directory through the three modes of [`super::run`] and
+//! pair of a directory through the modes of [`super::run`] (and the oracle) and
 //! tabulates what forecasting was worth on each: tokens denied per mode,
 //! the forecast value `(reactive − predictive) ÷ (reactive − oracle)`,
 //! utilization, and the coverage and MASE of the forecasts predictive used.
@@ -146,7 +146,7 @@ pub struct SuiteReport {
 }
 
 /// Loads every pair first (so bad input fails before any replay), then
-/// replays each in the three modes. `progress` is told each pair's name.
+/// runs each in every mode. `progress` is told each pair's name.
 pub fn run(
     entries: &[Entry],
     planner_config: &PlannerConfig,
