@@ -24,26 +24,12 @@ CONNECTIONS=${CONNECTIONS:-8}
 STREAMS=${STREAMS:-16}
 TENANTS=${TENANTS:-8}
 
-command -v taskset >/dev/null || { echo "compare.sh: taskset not found (apt-get install util-linux)" >&2; exit 1; }
-if [ "$(nproc)" -lt 2 ]; then
-    echo "compare.sh: needs 2 cores (server on one, load generator on the other); this process may use $(nproc)" >&2
-    exit 1
-fi
-
-# PROFILE=dev tries the script on a debug build (its figures mean nothing).
-PROFILE=${PROFILE:-release}
-cargo build --profile "$PROFILE" --quiet --bin prescient --example empty_acquire
-bin=${CARGO_TARGET_DIR:-target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-prescient=$bin/prescient
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+need_two_cores compare.sh
+build_with_example empty_acquire
 empty=$bin/examples/empty_acquire
-
-work=$(mktemp -d)
-server=""
-cleanup() {
-    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
+scratch
 
 # Every Acquire is granted: capacity far beyond what one machine can ask.
 tenants=$(seq -s, -f 't%g' 0 $((TENANTS - 1)))

@@ -42,25 +42,11 @@ SERIES_TENANTS=${SERIES_TENANTS:-10000}
 REFIT_PRIORITY=${REFIT_PRIORITY:-}
 PLANNER_PRIORITY=${PLANNER_PRIORITY:-}
 
-command -v taskset >/dev/null || { echo "refit_p99.sh: taskset not found (apt-get install util-linux)" >&2; exit 1; }
-if [ "$(nproc)" -lt 2 ]; then
-    echo "refit_p99.sh: needs 2 cores (server on one, load generator on the other); this process may use $(nproc)" >&2
-    exit 1
-fi
-
-# PROFILE=dev tries the script on a debug build (its figures mean nothing).
-PROFILE=${PROFILE:-release}
-cargo build --profile "$PROFILE" --quiet --bin prescient --example refit_snapshot
-bin=${CARGO_TARGET_DIR:-target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-prescient=$bin/prescient
-
-work=$(mktemp -d)
-server=""
-cleanup() {
-    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+need_two_cores refit_p99.sh
+build_with_example refit_snapshot
+scratch
 
 "$bin/examples/refit_snapshot" "$SERIES_TENANTS" "$work/gen" >&2
 policy=$work/gen/policy.yaml

@@ -109,19 +109,31 @@ fn a_runtime_that_names_no_layout_is_refused_naming_the_setting() {
 }
 
 #[test]
-fn the_comparison_script_parses() {
-    // benches/compare.sh measures, so CI does not run it; it must still
+fn every_bench_script_parses() {
+    // benches/*.sh measure, so CI does not run them; they must still
     // parse on a fresh clone.
-    let out = Command::new("bash")
-        .args([
-            "-n",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/compare.sh"),
-        ])
-        .output()
-        .unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches");
+    let mut scripts: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+        .collect();
+    scripts.sort();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        scripts.len() >= 3,
+        "compare.sh, refit_p99.sh, lib.sh: {scripts:?}"
     );
+    for script in scripts {
+        let out = Command::new("bash")
+            .arg("-n")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -73,21 +73,3 @@ async fn the_refit_thread_runs_at_the_lowered_priority_and_refits_still_complete
     .await;
     assert!(refits >= 1.0);
 }
-
-#[test]
-fn the_refit_p99_script_parses() {
-    // benches/refit_p99.sh measures, so CI does not run it; it must still
-    // parse on a fresh clone.
-    let out = std::process::Command::new("bash")
-        .args([
-            "-n",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/refit_p99.sh"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
