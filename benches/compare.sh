@@ -57,23 +57,7 @@ start() {
             ;;
     esac
     server=$!
-    addr=""
-    for _ in $(seq 200); do
-        addr=$(sed -n -e 's/.*listening on \([0-9.:]*\).*/\1/p' \
-            -e 's/.*prescient listening.* grpc=\([0-9.:]*\).*/\1/p' "$log" | head -n1)
-        [ -n "$addr" ] && return 0
-        kill -0 "$server" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "compare.sh: $name did not start:" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-stop() {
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-    server=""
+    await_listening "compare.sh: $name" "$log" 200
 }
 
 # One bench run against $addr; prints its JSON report.
@@ -82,8 +66,6 @@ bench() {
         --streams "$STREAMS" --tenants "$tenants" --resource api --duration "$2" --json
 }
 
-field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 servers="empty-current empty-multi prescient-multi_thread prescient-per_core"
 

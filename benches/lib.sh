@@ -1,5 +1,5 @@
 # Sourced by the measuring scripts in benches/ (compare.sh, refit_p99.sh),
-# not run: what every one of them needs before its first round.
+# not run: what every one of them needs around its rounds.
 
 # Stops the script unless taskset exists and this process may use 2 cores
 # (server on one, load generator on the other). $1: the script's name.
@@ -35,3 +35,34 @@ cleanup_scratch() {
     fi
     rm -rf "$work"
 }
+
+# Waits until the server just started ($server, logging to $2) logs its
+# gRPC address, polling every 50 ms at most $3 times; sets $addr, and
+# $admin when the log names one. $1 names the server in the error.
+await_listening() {
+    local name=$1 log=$2 polls=$3
+    addr=""
+    for _ in $(seq "$polls"); do
+        addr=$(sed -n -e 's/.*listening on \([0-9.:]*\).*/\1/p' \
+            -e 's/.*prescient listening.* grpc=\([0-9.:]*\).*/\1/p' "$log" | head -n1)
+        admin=$(sed -n 's/.*prescient listening.* admin=\([0-9.:]*\).*/\1/p' "$log" | head -n1)
+        [ -n "$addr" ] && return 0
+        kill -0 "$server" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "$name did not start:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+# Stops the server and waits for it to go.
+stop() {
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    server=""
+}
+
+# The number under key $1 of the JSON report on stdin (prescient bench's).
+field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+# The median of the numbers on stdin, one a line.
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

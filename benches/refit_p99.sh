@@ -65,17 +65,7 @@ start() {
         --state-dir "$state" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
         --log-format text >"$log" 2>&1 &
     server=$!
-    addr=""
-    for _ in $(seq 1200); do
-        addr=$(sed -n 's/.*prescient listening.* grpc=\([0-9.:]*\).*/\1/p' "$log" | head -n1)
-        admin=$(sed -n 's/.*prescient listening.* admin=\([0-9.:]*\).*/\1/p' "$log" | head -n1)
-        [ -n "$addr" ] && return 0
-        kill -0 "$server" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "refit_p99.sh: serve did not start:" >&2
-    cat "$log" >&2
-    exit 1
+    await_listening "refit_p99.sh: serve" "$log" 1200
 }
 
 # Sets the scheduling of the daemon's thread named $1 as $2 says (nice:N,
@@ -96,12 +86,6 @@ reprioritize() {
     exit 1
 }
 
-stop() {
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-    server=""
-}
-
 refits() {
     local n
     n=$(curl -sf "http://$admin/metrics" | sed -n 's/^prescient_refit_duration_seconds_count \([0-9]*\).*/\1/p')
@@ -113,8 +97,6 @@ bench() {
         --streams "$STREAMS" --tenants "$tenants" --resource api --duration "$1" --json
 }
 
-field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 : >"$work/results"
 for round in $(seq "$ROUNDS"); do
