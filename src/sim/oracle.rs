@@ -193,12 +193,14 @@ pub(super) fn run(policy: &Policy, trace: &Trace, tick: Nanos) -> Outcome {
     let (tenants, resources) = (trace.tenants.len(), trace.resources.len());
     // Per tenant: requests, requests granted whole, tokens asked, nano-tokens granted.
     let mut counts = vec![(0u64, 0u64, 0u64, 0u128); tenants];
-    // Per resource: nano-tokens granted by the end of each tick, own and common.
-    let mut cumulative = vec![vec![0u128; ticks]; resources];
+    // Per resource: nano-tokens granted in each tick; in all, own and common.
+    let mut per_tick = vec![vec![0u128; ticks]; resources];
     let mut by_tier = vec![(0u128, 0u128); resources];
-    // Per tenant and resource, per tick: tokens asked and nano-tokens granted.
-    let mut asked = vec![vec![0u64; ticks]; tenants * resources];
-    let mut granted = vec![vec![0u128; ticks]; tenants * resources];
+    // Per tenant, on its plot line's resource, per tick: tokens asked and
+    // nano-tokens granted (only those lines are drawn).
+    let lines = busiest_resources(trace);
+    let mut asked = vec![vec![0u64; ticks]; tenants];
+    let mut granted = vec![vec![0u128; ticks]; tenants];
     for row in trace.rows.iter().filter(|r| r.amount > 0) {
         let (t, r, k) = (
             row.tenant as usize,
@@ -214,11 +216,13 @@ pub(super) fn run(policy: &Policy, trace: &Trace, tick: Nanos) -> Outcome {
         c.1 += u64::from(got == row.amount as u128 * NANO);
         c.2 += row.amount;
         c.3 += got;
-        cumulative[r][k] += got;
+        per_tick[r][k] += got;
         by_tier[r].0 += own;
         by_tier[r].1 += common;
-        asked[t * resources + r][k] += row.amount;
-        granted[t * resources + r][k] += got;
+        if lines[t].1 == r {
+            asked[t][k] += row.amount;
+            granted[t][k] += got;
+        }
     }
 
     let mut report = ModeReport::new(trace, policy);
@@ -250,12 +254,12 @@ pub(super) fn run(policy: &Policy, trace: &Trace, tick: Nanos) -> Outcome {
     report.total = total;
 
     let tick_secs = tick as f64 / 1e9;
-    for (r, per_tick) in cumulative.iter_mut().enumerate() {
+    for (r, nano) in per_tick.iter().enumerate() {
         // Whole tokens per tick, from the running sum: never above what
         // the buckets allowed by more than rounding, and summing to it.
         let mut sum = 0;
         let mut whole_before = 0;
-        let tokens: Vec<u64> = per_tick
+        let tokens: Vec<u64> = nano
             .iter()
             .map(|&g| {
                 sum += g;
@@ -267,14 +271,8 @@ pub(super) fn run(policy: &Policy, trace: &Trace, tick: Nanos) -> Outcome {
             .collect();
         let (own, common) = by_tier[r];
         let mut tiers = [0u64; 4];
-        tiers[Tier::ALL
-            .iter()
-            .position(|t| *t == Tier::Guaranteed)
-            .unwrap_or(1)] = tokens_up(own);
-        tiers[Tier::ALL
-            .iter()
-            .position(|t| *t == Tier::Shared)
-            .unwrap_or(2)] = tokens_up(common);
+        tiers[Tier::Guaranteed as usize] = tokens_up(own);
+        tiers[Tier::Shared as usize] = tokens_up(common);
         report.add_ticks(r, &tokens, tiers);
     }
     let slacks: Vec<f64> = buckets
@@ -294,10 +292,10 @@ pub(super) fn run(policy: &Policy, trace: &Trace, tick: Nanos) -> Outcome {
     );
 
     let per_sec = 1.0 / tick_secs;
-    let lines = busiest_resources(trace)
+    let lines = lines
         .into_iter()
         .map(|(t, r)| {
-            let (a, g) = (&asked[t * resources + r], &granted[t * resources + r]);
+            let (a, g) = (&asked[t], &granted[t]);
             Line {
                 tenant: trace.tenants[t].clone(),
                 resource: trace.resources[r].clone(),
