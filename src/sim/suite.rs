@@ -215,8 +215,12 @@ fn total(rows: &[Row]) -> Row {
     let mut t = Row::named("total");
     for mode in Mode::ALL {
         let m = mode.as_str();
-        t.tokens_denied
-            .insert(m, rows.iter().map(|r| r.tokens_denied[m]).sum());
+        // Each trace's total fits in u64 (the reader refuses one that does
+        // not); the sum of several might not, so it stops at the top.
+        let denied = rows
+            .iter()
+            .fold(0u64, |sum, r| sum.saturating_add(r.tokens_denied[m]));
+        t.tokens_denied.insert(m, denied);
         t.utilization
             .insert(m, mean(rows.iter().map(|r| r.utilization[m])));
     }

@@ -124,6 +124,10 @@ impl Trace {
         let mut last: Option<SystemTime> = None;
         // Per (tenant, resource): the start and line of its last interval.
         let mut interval_of = std::collections::HashMap::new();
+        // Every report sums amounts in u64 (per tenant, per mode, per
+        // tick): a trace whose total does not fit is refused here, where
+        // the line can be named, not wrapped or panicked on later.
+        let mut total: u64 = 0;
         for record in records {
             let record =
                 record.map_err(|e| err(e.position().map_or(0, |p| p.line()), e.to_string()))?;
@@ -165,6 +169,16 @@ impl Trace {
                 err(
                     line,
                     format!("amount: {:?} is not a whole number", &record[3]),
+                )
+            })?;
+            total = total.checked_add(amount).ok_or_else(|| {
+                err(
+                    line,
+                    format!(
+                        "amount: {amount} takes the trace's total past {}, the most tokens \
+                         a simulation can count",
+                        u64::MAX
+                    ),
                 )
             })?;
             let first = *last.get_or_insert(at);
@@ -364,6 +378,10 @@ mod tests {
             (
                 &format!("{h}1,a,api,-2\n"),
                 "t.csv:2: amount: \"-2\" is not a whole number",
+            ),
+            (
+                &format!("{h}1,a,api,18446744073709551615\n2,a,api,1\n"),
+                "t.csv:3: amount: 1 takes the trace's total past 18446744073709551615",
             ),
             (
                 &format!("{h}9e300,a,api,1\n"),
