@@ -104,6 +104,12 @@ pub struct PlannerSettings {
     #[serde(with = "humantime_serde")]
     pub snapshot_every: Duration,
     pub shrink_wide_bands: bool,
+    /// Share of a reserve kept back from borrowers (0: lend it all).
+    pub lend_hold_back: f64,
+    /// A tenant that may borrow holds a reserve only this long after a
+    /// denial.
+    #[serde(with = "humantime_serde")]
+    pub reserve_after_denial: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -224,6 +230,8 @@ impl Settings {
             refit_threshold: self.planner.refit_threshold,
             published_minutes: self.planner.published_minutes,
             shrink_wide_bands: self.planner.shrink_wide_bands,
+            lend_hold_back: self.planner.lend_hold_back,
+            reserve_after_denial: self.planner.reserve_after_denial,
             inline_refits: false,
         }
     }
@@ -311,6 +319,9 @@ impl Settings {
         }
         if self.planner.refit_threshold.is_nan() || self.planner.refit_threshold <= 0.0 {
             return bad("planner.refit_threshold", "must be > 0");
+        }
+        if !(0.0..=1.0).contains(&self.planner.lend_hold_back) {
+            return bad("planner.lend_hold_back", "must be in [0, 1]");
         }
         let set = |p: &PathBuf| !p.as_os_str().is_empty();
         if set(&self.tls.cert_file) != set(&self.tls.key_file) {

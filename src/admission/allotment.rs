@@ -5,7 +5,7 @@
 //! granted before it give back to the same pools.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::counters::Counters;
 use super::qos::Qos;
@@ -19,6 +19,8 @@ pub struct Holdings {
     pub reserve: Pool,
     pub guaranteed: Pool,
     pub counters: Counters,
+    /// Tokens of the reserve a borrower may not take (its owner may).
+    pub lend_keep: AtomicU64,
     /// Set when a reload dropped the tenant or the resource: the pools
     /// only drain from then on, and nothing resizes them again.
     retired: AtomicBool,
@@ -45,6 +47,7 @@ impl Holdings {
             reserve,
             guaranteed,
             counters: Counters::default(),
+            lend_keep: AtomicU64::new(0),
             retired: AtomicBool::new(false),
         }
     }

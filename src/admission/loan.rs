@@ -5,14 +5,15 @@
 //! reaches it only after the shared pool is empty. A borrower takes
 //! whatever the reserve holds then: tokens the owner has not drawn since
 //! they refilled, which would otherwise overflow unused. Keeping part of
-//! the reserve back for the owner (a share of its depth, or its forecast
-//! mean) protected the owner against a borrower that asks first, but was
-//! measured to waste more than it saved (docs/simulation.md,
-//! "Work-conserving reserves"). Only rate
+//! the reserve back for the owner (`planner.lend_hold_back`, a share of its
+//! depth) protects the owner against a borrower that asks first, but was
+//! measured to waste more than it saved, so it defaults to 0
+//! (docs/simulation.md, "Work-conserving reserves"). Only rate
 //! reserves lend: a lent unit of concurrency would have to come back to
 //! the lender's pool on Release, and a grant's split does not say whose.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arc_swap::{ArcSwap, Guard};
 
@@ -89,7 +90,8 @@ impl Loan {
                 continue;
             }
             // Only rate reserves are listed (`Resource::set_reserve`).
-            let (got, _) = h.reserve.take_up_to(need - loan.total, now);
+            let keep = h.lend_keep.load(Ordering::Relaxed);
+            let (got, _) = h.reserve.take_keeping(need - loan.total, keep, now);
             if got > 0 {
                 loan.parts[loan.n] = (i, got);
                 loan.n += 1;

@@ -335,6 +335,13 @@ impl Registry {
         resource.set_reserve(&tenant.allotments[resource.id], size, now)
     }
 
+    /// Keeps `tokens` of a tenant's reserve back from borrowers
+    /// (`planner.lend_hold_back`); its owner still draws them.
+    pub fn keep_from_borrowers(&self, tenant: &Tenant, resource: &Resource, tokens: u64) {
+        let holdings = &tenant.allotments[resource.id].holdings;
+        holdings.lend_keep.store(tokens, Ordering::Relaxed);
+    }
+
     pub fn lease_ttl(&self, resource: &Resource) -> Duration {
         Duration::from_nanos(resource.lease_ttl())
     }

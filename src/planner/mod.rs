@@ -50,6 +50,13 @@ pub struct PlannerConfig {
     /// DESIGN §2's risk factor: a reserve whose forecast band is wider
     /// than its mean is shrunk by `mean ÷ width`.
     pub shrink_wide_bands: bool,
+    /// Share of each reserve kept back from borrowers; 0 lends all its
+    /// owner has not drawn (the measured best: docs/simulation.md).
+    pub lend_hold_back: f64,
+    /// A tenant that may borrow holds a reserve only this long after a
+    /// denial: otherwise the shared pool serves it, and a reserve would
+    /// only hold capacity from others.
+    pub reserve_after_denial: Duration,
     /// Fit on the tick's own thread (tests, simulator: deterministic, each
     /// fit charged to the budget at a nominal cost, never a measured one)
     /// or on a worker thread (the daemon: a slow fit never delays a tick,
@@ -66,6 +73,8 @@ impl Default for PlannerConfig {
             refit_threshold: 0.25,
             published_minutes: 15,
             shrink_wide_bands: true,
+            lend_hold_back: 0.0,
+            reserve_after_denial: Duration::from_secs(600),
             inline_refits: false,
         }
     }

@@ -17,12 +17,6 @@ use crate::policy::Kind;
 /// lead have it full when the burst arrives.
 const LEAD_TICKS: u32 = 2;
 
-/// How long a borrower stays eligible for a reserve after a denial: a
-/// tenant that may borrow gets one only while the shared pool has been
-/// failing it (it would otherwise be denied), kept this long so a reserve
-/// that works is not dropped the moment it stops the denials.
-const DENIAL_MEMORY: Duration = Duration::from_secs(600);
-
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TickReport {
@@ -220,17 +214,26 @@ impl Planner {
             let s = &self.series[who[k]];
             sizes[k] > s.tenant.allotments[resource].holdings.reserve.size() as u64
         });
+        let hold_back = self.config.lend_hold_back;
         for k in order {
-            registry.set_reserve(&self.series[who[k]].tenant, r, sizes[k], now);
+            let tenant = &self.series[who[k]].tenant;
+            let size = registry.set_reserve(tenant, r, sizes[k], now);
+            // A reserve's depth is its size (one second of its rate).
+            let keep = (hold_back * size as f64).ceil() as u64;
+            registry.keep_from_borrowers(tenant, r, keep);
         }
     }
 
-    /// Whether series `i` was denied within the last [`DENIAL_MEMORY`].
+    /// Whether series `i` was denied within the last
+    /// `reserve_after_denial`: a tenant that may borrow gets a reserve only
+    /// while the shared pool has been failing it, kept that long so a
+    /// reserve that works is not dropped the moment it stops the denials.
     /// (Remembering a whole season instead was measured: it kept reserves
     /// for borrowers the shared pool served anyway, and cost the others.)
     fn denied_lately(&self, i: usize) -> bool {
         let s = &self.series[i];
-        let memory = (DENIAL_MEMORY.as_secs_f64() / self.config.tick.as_secs_f64()) as u64;
+        let memory = (self.config.reserve_after_denial.as_secs_f64()
+            / self.config.tick.as_secs_f64()) as u64;
         s.denied_at
             .is_some_and(|at| s.history.ticks.saturating_sub(at) <= memory)
     }

@@ -186,12 +186,19 @@ impl Bucket {
     /// were there.
     #[inline]
     pub fn take_up_to(&self, want: u64, now: Nanos) -> (u64, u64) {
+        self.take_keeping(want, 0, now)
+    }
+
+    /// Takes up to `want` tokens, leaving at least `keep` in the bucket;
+    /// returns how many were taken and how many were there.
+    #[inline]
+    pub fn take_keeping(&self, want: u64, keep: u64, now: Nanos) -> (u64, u64) {
         let now = ticks(now);
         let mut s = self.word.load();
         let mut p = self.params(s);
         loop {
             let available = available_at(s.tat, p, now);
-            let k = want.min(available);
+            let k = want.min(available.saturating_sub(keep));
             if k == 0 {
                 return (0, available);
             }

@@ -262,3 +262,23 @@ fn the_risk_factor_is_on_by_default_and_can_be_turned_off() {
     let off = from_env(&[("PRESCIENT_PLANNER__SHRINK_WIDE_BANDS", "false")]).unwrap();
     assert!(!off.planner_config().shrink_wide_bands);
 }
+
+#[test]
+fn the_lending_rule_defaults_to_lending_everything_and_checks_its_share() {
+    let c = from_env(&[]).unwrap().planner_config();
+    assert_eq!(c.lend_hold_back, 0.0);
+    assert_eq!(c.reserve_after_denial, Duration::from_secs(600));
+    let set = from_env(&[
+        ("PRESCIENT_PLANNER__LEND_HOLD_BACK", "0.25"),
+        ("PRESCIENT_PLANNER__RESERVE_AFTER_DENIAL", "2m"),
+    ])
+    .unwrap()
+    .planner_config();
+    assert_eq!(set.lend_hold_back, 0.25);
+    assert_eq!(set.reserve_after_denial, Duration::from_secs(120));
+    let err = from_env(&[("PRESCIENT_PLANNER__LEND_HOLD_BACK", "1.5")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("planner.lend_hold_back"), "{err}");
+    assert!(err.contains("[0, 1]"), "{err}");
+}

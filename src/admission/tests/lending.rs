@@ -67,6 +67,21 @@ fn a_borrower_that_asks_first_takes_what_the_owner_has_not_drawn() {
 }
 
 #[test]
+fn a_hold_back_is_kept_from_borrowers_but_not_from_the_owner() {
+    // `planner.lend_hold_back`: 100 of the reserve's 150 stay for plat.
+    let (core, clock) = with_full_reserve();
+    let now = clock.now();
+    let r = core.resource_named("db").unwrap();
+    let plat = core.registry().existing_tenant("plat").unwrap();
+    core.registry().keep_from_borrowers(&plat, &r, 100);
+    denied(core.try_acquire(&req("silver", "db", 651), now));
+    let g = granted(core.try_acquire(&req("silver", "db", 650), now));
+    assert_eq!(g.split.shared, 600, "550 shared + the 50 not kept back");
+    let g = granted(core.try_acquire(&req("plat", "db", 200), now));
+    assert_eq!((g.split.guaranteed, g.split.reserve), (100, 100));
+}
+
+#[test]
 fn a_class_that_may_not_borrow_takes_nothing_from_others_reserves() {
     let (core, clock) = with_full_reserve();
     let now = clock.now();

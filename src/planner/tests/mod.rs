@@ -42,6 +42,10 @@ struct Sim {
 
 impl Sim {
     fn new(yaml: &str, wall_epoch: SystemTime) -> Self {
+        Self::with_config(yaml, wall_epoch, PlannerConfig::default())
+    }
+
+    fn with_config(yaml: &str, wall_epoch: SystemTime, config: PlannerConfig) -> Self {
         let policy = Policy::load_str(yaml, "test").unwrap();
         let clock = Arc::new(ManualClock::with_wall_epoch(0, wall_epoch));
         let core = Arc::new(Admission::new(
@@ -54,7 +58,7 @@ impl Sim {
             &policy,
             PlannerConfig {
                 inline_refits: true,
-                ..PlannerConfig::default()
+                ..config
             },
         );
         Self {

@@ -141,3 +141,50 @@ fn a_borrower_holds_a_reserve_only_after_the_shared_pool_failed_it() {
         sim.reserve("shop")
     );
 }
+
+#[test]
+fn the_lending_rule_follows_the_planners_settings() {
+    // The same scene with a hold-back of half and a two-minute memory: the
+    // reserve keeps half its depth from borrowers, and is dropped two
+    // minutes after the last denial (the default would keep it ten).
+    let yaml = "resources:\n  api: { kind: rate, capacity: 1000 }\n\
+                tenants:\n  shop: { qos: gold, limits: { api: { guaranteed: 50, reserve: { horizon: 1m } } } }\n  \
+                bulk: { qos: gold, limits: { api: { guaranteed: 50 } } }\n";
+    let config = PlannerConfig {
+        lend_hold_back: 0.5,
+        reserve_after_denial: Duration::from_secs(120),
+        ..PlannerConfig::default()
+    };
+    let mut sim = Sim::with_config(yaml, SystemTime::UNIX_EPOCH, config);
+    for _ in 0..15 * 60 {
+        sim.ask("shop", 300);
+        sim.tick();
+    }
+    for _ in 0..60 {
+        sim.ask("bulk", 2000);
+        sim.ask("shop", 300);
+        sim.tick();
+    }
+    let size = sim.reserve("shop");
+    assert!(size >= 200, "reserve {size}");
+    let r = sim.core.resource_named("api").unwrap();
+    let shop = sim.core.registry().existing_tenant("shop").unwrap();
+    let keep = shop.allotments[r.id]
+        .holdings
+        .lend_keep
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(keep, size.div_ceil(2), "half the depth is kept back");
+    for _ in 0..119 {
+        assert_eq!(sim.ask("shop", 300), 0);
+        sim.tick();
+    }
+    assert!(
+        sim.reserve("shop") > 0,
+        "still within two minutes of a denial"
+    );
+    for _ in 0..3 {
+        sim.ask("shop", 300);
+        sim.tick();
+    }
+    assert_eq!(sim.reserve("shop"), 0, "two minutes without a denial");
+}
