@@ -11,12 +11,14 @@ need_two_cores() {
     fi
 }
 
-# Builds prescient and the example $1 in $PROFILE (release unless set;
-# PROFILE=dev tries a script on a debug build, whose figures mean
+# Builds prescient and the examples named in $@ in $PROFILE (release unless
+# set; PROFILE=dev tries a script on a debug build, whose figures mean
 # nothing); sets $bin (the output directory) and $prescient.
 build_with_example() {
     PROFILE=${PROFILE:-release}
-    cargo build --profile "$PROFILE" --quiet --bin prescient --example "$1"
+    local examples=() name
+    for name in "$@"; do examples+=(--example "$name"); done
+    cargo build --profile "$PROFILE" --quiet --bin prescient "${examples[@]}"
     bin=${CARGO_TARGET_DIR:-target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
     prescient=$bin/prescient
 }

@@ -1,5 +1,6 @@
 //! `prescient bench` against the real daemon: the report's shape, and every
-//! request sent counted once as granted, denied or an error.
+//! request sent counted once as granted, denied or an error, over
+//! prescient's Acquire and over its Envoy face (`--protocol envoy`).
 
 mod common;
 
@@ -94,4 +95,107 @@ fn another_machine_or_a_bound_too_far_is_refused_naming_the_flag() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(err.contains(message), "{err}");
     }
+}
+
+/// Envoy's face: acme's bucket holds 100 tokens and beta's 50, each refilled
+/// at 1 token/s, and every ShouldRateLimit asks 10 hits. Bronze borrows
+/// nothing, so until 10 s have passed (a refill of 10, one more grant)
+/// acme is granted exactly 10 calls and beta 5.
+const ENVOY_POLICY: &str = r#"
+resources:
+  api: { kind: rate, capacity: 1000 }
+tenants:
+  acme: { qos: bronze, limits: { api: { guaranteed: 1, burst: 100 } } }
+  beta: { qos: bronze, limits: { api: { guaranteed: 1, burst: 50 } } }
+envoy:
+  domains:
+    prescient:
+      - { resource: api, tenant_key: tenant }
+"#;
+
+#[test]
+fn an_envoy_run_counts_ok_as_granted_and_over_limit_as_denied() {
+    let d = Daemon::start(ENVOY_POLICY, &[]);
+    let target = d.grpc.to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--target",
+            &target,
+            "--protocol",
+            "envoy",
+            "--requests",
+            "60",
+            "--connections",
+            "2",
+            "--streams",
+            "4",
+            "--tenants",
+            "acme,beta",
+            "--amount",
+            "10",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        report(&bench(&args))
+    };
+    // A domain the policy does not list limits nothing, and takes nothing.
+    let r = run(&["--domain", "elsewhere"]);
+    assert_eq!(
+        (
+            count(&r, "granted"),
+            count(&r, "denied"),
+            count(&r, "errors")
+        ),
+        (60, 0, 0),
+        "{r}"
+    );
+    // The default domain, `prescient`: each tenant's bucket decides.
+    let r = run(&[]);
+    assert!(
+        r["seconds"].as_f64().unwrap() < 10.0,
+        "too slow to count: {r}"
+    );
+    assert_eq!(
+        (
+            count(&r, "granted"),
+            count(&r, "denied"),
+            count(&r, "errors")
+        ),
+        (10 + 5, 60 - 15, 0),
+        "{r}"
+    );
+    // An Acquire run against the same daemon finds the buckets as Envoy
+    // left them (the same core): every call denied.
+    let r = report(&bench(&[
+        "--target",
+        &target,
+        "--requests",
+        "10",
+        "--tenants",
+        "acme,beta",
+        "--resource",
+        "api",
+        "--amount",
+        "10",
+        "--json",
+    ]));
+    assert_eq!((count(&r, "granted"), count(&r, "denied")), (0, 10), "{r}");
+}
+
+#[test]
+fn an_envoy_amount_beyond_hits_addend_is_refused_naming_the_flag() {
+    let out = bench(&[
+        "--target",
+        "127.0.0.1:1",
+        "--protocol",
+        "envoy",
+        "--amount",
+        "4294967296",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("--amount: 4294967296 is more than --protocol envoy sends"),
+        "{err}"
+    );
 }

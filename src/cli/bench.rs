@@ -1,9 +1,16 @@
 //! `prescient bench`: the load generator (`loadgen`) against a daemon on
-//! this machine.
+//! this machine, or (`--protocol envoy`) any Envoy rate-limit service on it.
 
 use std::process::ExitCode;
 
 use crate::loadgen;
+
+/// `--protocol`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ProtocolArg {
+    Acquire,
+    Envoy,
+}
 
 /// The flags of `bench`.
 #[derive(Debug, clap::Args)]
@@ -20,8 +27,16 @@ pub struct BenchArgs {
     /// Tenants, taken in turn.
     #[arg(long, value_delimiter = ',', default_value = "checkout,search")]
     tenants: Vec<String>,
+    /// The resource each Acquire asks for (`--protocol acquire`).
     #[arg(long, default_value = "db_queries")]
     resource: String,
+    /// The RPC: prescient's Acquire, or Envoy's ShouldRateLimit with one
+    /// descriptor `[("tenant", T)]` and hits_addend the amount.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Acquire)]
+    protocol: ProtocolArg,
+    /// The domain of each ShouldRateLimit (`--protocol envoy`).
+    #[arg(long, default_value = "prescient")]
+    domain: String,
     #[arg(long, default_value_t = 1)]
     amount: u64,
     /// Stop after this many requests (default 100000).
@@ -43,6 +58,8 @@ impl BenchArgs {
             streams,
             tenants,
             resource,
+            protocol,
+            domain,
             amount,
             requests,
             duration,
@@ -58,6 +75,10 @@ impl BenchArgs {
             stop: match duration {
                 Some(d) => loadgen::Stop::After(d),
                 None => loadgen::Stop::Requests(requests.unwrap_or(100_000)),
+            },
+            protocol: match protocol {
+                ProtocolArg::Acquire => loadgen::Protocol::Acquire,
+                ProtocolArg::Envoy => loadgen::Protocol::Envoy { domain },
             },
         };
         load.check()?;

@@ -1,20 +1,25 @@
 //! `prescient bench`: a load generator for the Acquire path of a daemon on
-//! this machine (issue 15). Unary Acquire over N HTTP/2 connections × M
-//! requests in flight on each, spread over several tenants, for a count or
-//! a duration; latencies go into an `hdrhistogram`. Loopback only and
-//! bounded in every dimension: it is a measuring tool, not a flood.
+//! this machine (issue 15). Unary Acquire (or Envoy's ShouldRateLimit,
+//! `protocol`) over N HTTP/2 connections × M requests in flight on each,
+//! spread over several tenants, for a count or a duration; latencies go
+//! into an `hdrhistogram` (`report`). Loopback only and bounded in every
+//! dimension: it is a measuring tool, not a flood.
+
+mod protocol;
+mod report;
+
+pub use protocol::Protocol;
+pub use report::Report;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use serde::Serialize;
 use tonic::transport::Endpoint;
 
-use crate::proto::admission_client::AdmissionClient;
-use crate::proto::{AcquireRequest, Decision};
+use protocol::{Caller, Outcome};
+use report::Tally;
 
 /// Most connections, and most requests in flight on one.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -22,8 +27,6 @@ pub const MAX_STREAMS: usize = 256;
 /// Most requests one run sends, and the longest it runs.
 pub const MAX_REQUESTS: u64 = 100_000_000;
 pub const MAX_DURATION: Duration = Duration::from_secs(3_600);
-/// Latencies above this are recorded at it (the histogram's range).
-const MAX_LATENCY_US: u64 = 60_000_000;
 
 /// When a run stops.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +45,7 @@ pub struct Load {
     pub resource: String,
     pub amount: u64,
     pub stop: Stop,
+    pub protocol: Protocol,
 }
 
 /// Why a load cannot run: the flag and the reason.
@@ -53,41 +57,6 @@ pub enum LoadError {
     Bound(&'static str, String),
     #[error("--target {0}: cannot connect: {1}")]
     Connect(SocketAddr, tonic::transport::Error),
-}
-
-/// What a run measured. `requests = granted + denied + errors`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub requests: u64,
-    pub granted: u64,
-    pub denied: u64,
-    /// Calls answered with a gRPC error (an unknown tenant, a bad amount).
-    pub errors: u64,
-    pub seconds: f64,
-    pub requests_per_second: f64,
-    pub p50_us: u64,
-    pub p99_us: u64,
-    pub p999_us: u64,
-    pub max_us: u64,
-}
-
-impl Report {
-    pub fn to_text(&self) -> String {
-        format!(
-            "requests {} (granted {}, denied {}, errors {}) in {:.2} s: {:.0} requests/s\n\
-             latency p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs\n",
-            self.requests,
-            self.granted,
-            self.denied,
-            self.errors,
-            self.seconds,
-            self.requests_per_second,
-            self.p50_us,
-            self.p99_us,
-            self.p999_us,
-            self.max_us
-        )
-    }
 }
 
 /// Resolves `target` (`host:port`, an optional `http://`) to one loopback
@@ -127,6 +96,22 @@ impl Load {
         within("streams", self.streams, MAX_STREAMS)?;
         if self.tenants.is_empty() || self.tenants.iter().any(String::is_empty) {
             return Err(LoadError::Bound("tenants", "names no tenant".into()));
+        }
+        if let Protocol::Envoy { domain } = &self.protocol {
+            if domain.is_empty() {
+                return Err(LoadError::Bound("domain", "is empty".into()));
+            }
+            // Envoy's hits_addend is a u32.
+            if u32::try_from(self.amount).is_err() {
+                return Err(LoadError::Bound(
+                    "amount",
+                    format!(
+                        "{} is more than --protocol envoy sends (hits_addend is a u32: at most {})",
+                        self.amount,
+                        u32::MAX
+                    ),
+                ));
+            }
         }
         match self.stop {
             Stop::Requests(n) if !(1..=MAX_REQUESTS).contains(&n) => Err(LoadError::Bound(
@@ -168,11 +153,10 @@ impl Load {
         let mut tasks = Vec::with_capacity(self.connections * self.streams);
         for channel in &channels {
             for _ in 0..self.streams {
-                let client = AdmissionClient::new(channel.clone());
-                let (next, tenants) = (next.clone(), self.tenants.clone());
-                let (resource, amount) = (self.resource.clone(), self.amount);
+                let caller = Caller::new(&self.protocol, &self.resource, channel.clone());
+                let (next, tenants, amount) = (next.clone(), self.tenants.clone(), self.amount);
                 tasks.push(tokio::spawn(async move {
-                    stream(client, next, limit, deadline, tenants, resource, amount).await
+                    stream(caller, next, limit, deadline, tenants, amount).await
                 }));
             }
         }
@@ -183,62 +167,17 @@ impl Load {
                 total.merge(tally);
             }
         }
-        let seconds = start.elapsed().as_secs_f64();
-        let h = &total.latency;
-        Ok(Report {
-            requests: total.granted + total.denied + total.errors,
-            granted: total.granted,
-            denied: total.denied,
-            errors: total.errors,
-            seconds,
-            requests_per_second: (total.granted + total.denied + total.errors) as f64 / seconds,
-            p50_us: h.value_at_quantile(0.5),
-            p99_us: h.value_at_quantile(0.99),
-            p999_us: h.value_at_quantile(0.999),
-            max_us: h.max(),
-        })
-    }
-}
-
-/// One stream's counts and latencies (µs).
-struct Tally {
-    granted: u64,
-    denied: u64,
-    errors: u64,
-    latency: Histogram<u64>,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Self {
-            granted: 0,
-            denied: 0,
-            errors: 0,
-            // 3 significant digits over 1 µs ..= 60 s: bounds are constants.
-            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
-                .expect("constant histogram bounds are valid"),
-        }
-    }
-}
-
-impl Tally {
-    fn merge(&mut self, other: Tally) {
-        self.granted += other.granted;
-        self.denied += other.denied;
-        self.errors += other.errors;
-        // Same bounds on both sides: adding cannot fail.
-        let _ = self.latency.add(&other.latency);
+        Ok(total.into_report(start.elapsed().as_secs_f64()))
     }
 }
 
 /// One request in flight at a time, until the count or the deadline.
 async fn stream(
-    mut client: AdmissionClient<tonic::transport::Channel>,
+    mut caller: Caller,
     next: Arc<AtomicU64>,
     limit: u64,
     deadline: Option<Instant>,
     tenants: Vec<String>,
-    resource: String,
     amount: u64,
 ) -> Tally {
     let mut tally = Tally::default();
@@ -247,21 +186,11 @@ async fn stream(
         if i >= limit || deadline.is_some_and(|d| Instant::now() >= d) {
             return tally;
         }
-        let request = AcquireRequest {
-            tenant: tenants[i as usize % tenants.len()].clone(),
-            resource: resource.clone(),
-            amount,
-            ..Default::default()
-        };
         let sent = Instant::now();
-        let answer = client.acquire(request).await;
-        let us = (sent.elapsed().as_micros() as u64).clamp(1, MAX_LATENCY_US);
-        tally.latency.saturating_record(us);
-        match answer.map(|r| r.into_inner().decision()) {
-            Ok(Decision::Granted) => tally.granted += 1,
-            Ok(_) => tally.denied += 1,
-            Err(_) => tally.errors += 1,
-        }
+        let outcome = caller
+            .call(&tenants[i as usize % tenants.len()], amount)
+            .await;
+        tally.record(outcome, sent.elapsed());
     }
 }
 
@@ -296,6 +225,7 @@ mod tests {
             resource: "r".into(),
             amount: 1,
             stop: Stop::Requests(1),
+            protocol: Protocol::Acquire,
         };
         assert!(ok.check().is_ok());
         let cases = [
@@ -334,7 +264,31 @@ mod tests {
                 },
                 "--duration: 0ns is not within (0, 3600s]",
             ),
+            (
+                Load {
+                    protocol: Protocol::Envoy {
+                        domain: String::new(),
+                    },
+                    ..ok.clone()
+                },
+                "--domain: is empty",
+            ),
+            (
+                Load {
+                    protocol: Protocol::Envoy { domain: "d".into() },
+                    amount: 1 << 32,
+                    ..ok.clone()
+                },
+                "--amount: 4294967296 is more than --protocol envoy sends \
+                 (hits_addend is a u32: at most 4294967295)",
+            ),
         ];
+        let envoy = Load {
+            protocol: Protocol::Envoy { domain: "d".into() },
+            amount: u64::from(u32::MAX),
+            ..ok.clone()
+        };
+        assert!(envoy.check().is_ok());
         for (load, message) in cases {
             assert_eq!(load.check().unwrap_err().to_string(), message);
         }
