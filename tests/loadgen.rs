@@ -165,7 +165,8 @@ fn an_envoy_run_counts_ok_as_granted_and_over_limit_as_denied() {
         "{r}"
     );
     // An Acquire run against the same daemon finds the buckets as Envoy
-    // left them (the same core): every call denied.
+    // left them (the same core): every call denied (30 tokens would take
+    // half a minute to refill).
     let r = report(&bench(&[
         "--target",
         &target,
@@ -176,7 +177,7 @@ fn an_envoy_run_counts_ok_as_granted_and_over_limit_as_denied() {
         "--resource",
         "api",
         "--amount",
-        "10",
+        "30",
         "--json",
     ]));
     assert_eq!((count(&r, "granted"), count(&r, "denied")), (0, 10), "{r}");
