@@ -101,14 +101,23 @@ fn suite_rows_are_what_simulate_says_of_each_trace() {
         assert_eq!(row["mase"], predictive["mase"], "{name}");
         let v = value(denied);
         assert_eq!(row["value"].as_f64(), v, "{name}");
+        let whole = sim["modes"]["oracle"]["whole_requests_denied"]
+            .as_u64()
+            .unwrap();
+        assert!(whole >= denied[2], "{name}: not below the bound");
+        assert_eq!(row["whole_requests_denied"].as_u64(), Some(whole), "{name}");
+        let vw = value([denied[0], denied[1], whole]);
+        assert_eq!(row["value_whole"].as_f64(), vw, "{name}");
 
         // The markdown row says the same, rounded as documented.
         let cells: Vec<String> = format!(
-            "| {name} | {} | {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.3} | {:.2} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.3} | {:.2} |",
             denied[0],
             denied[1],
             denied[2],
             v.map_or("n/a".into(), |v| format!("{v:.2}")),
+            whole,
+            vw.map_or("n/a".into(), |v| format!("{v:.2}")),
             sim["modes"]["reactive"]["utilization"]["api"]
                 .as_f64()
                 .unwrap()

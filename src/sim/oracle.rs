@@ -25,6 +25,13 @@
 //! replay releases them). Arithmetic is exact: nano-tokens (tokens/s × ns).
 //!
 //! The per-tenant split is one optimal schedule's, not a bound per tenant.
+//!
+//! Beside the bound, the same pools replay the trace granting only whole
+//! requests, each in time order if it fits (`whole_requests_denied`): what
+//! a greedy all-or-nothing admission with perfect pools denies. Not a
+//! bound (skipping a large request can admit two small ones), but the
+//! difference between the two is the part of the gap to the bound that
+//! lies in requests granted in part.
 
 use super::report::{ModeReport, Stats};
 use super::trace::Trace;
@@ -46,6 +53,7 @@ struct Access {
 }
 
 /// The two kinds of bucket of one resource.
+#[derive(Clone)]
 struct Buckets {
     kind: Kind,
     tick: Nanos,
@@ -149,6 +157,18 @@ impl Buckets {
         *common -= from_common;
         (from_own, from_common)
     }
+
+    /// Takes all of `amount` or nothing; whether it took.
+    fn take_whole(&mut self, tenant: usize, amount: u64, at: Nanos) -> bool {
+        let (own, common) = self.take(tenant, amount, at);
+        if own + common == amount as u128 * NANO {
+            return true;
+        }
+        // Both buckets were refilled to `at` by the take: put back exactly.
+        self.own[tenant].0 += own;
+        self.common.0 += common;
+        false
+    }
 }
 
 /// The own bucket's depth: the guarantee's depth (at least one second of
@@ -190,6 +210,9 @@ pub(super) fn run(policy: &Policy, trace: &Trace, tick: Nanos) -> Outcome {
                 .then(|| Buckets::new(policy, trace, r, tick))
         })
         .collect();
+    // The same pools, full as at the start, for the whole-request replay.
+    let mut whole_buckets = buckets.clone();
+    let mut whole_denied = 0u64;
     let (tenants, resources) = (trace.tenants.len(), trace.resources.len());
     // Per tenant: requests, requests granted whole, tokens asked, nano-tokens granted.
     let mut counts = vec![(0u64, 0u64, 0u64, 0u128); tenants];
@@ -211,6 +234,12 @@ pub(super) fn run(policy: &Policy, trace: &Trace, tick: Nanos) -> Outcome {
             .as_mut()
             .map_or((0, 0), |b| b.take(t, row.amount, row.at));
         let got = own + common;
+        if !whole_buckets[r]
+            .as_mut()
+            .is_some_and(|b| b.take_whole(t, row.amount, row.at))
+        {
+            whole_denied += row.amount;
+        }
         let c = &mut counts[t];
         c.0 += 1;
         c.1 += u64::from(got == row.amount as u128 * NANO);
@@ -252,6 +281,7 @@ pub(super) fn run(policy: &Policy, trace: &Trace, tick: Nanos) -> Outcome {
     }
     total.denial_rate = total.denied as f64 / total.requests.max(1) as f64;
     report.total = total;
+    report.whole_requests_denied = Some(whole_denied);
 
     let tick_secs = tick as f64 / 1e9;
     for (r, nano) in per_tick.iter().enumerate() {

@@ -226,11 +226,17 @@ proptest! {
             prop_assert_eq!(violations, 0, "{:?}", mode);
             prop_assert!(oracle <= denied, "{:?} denied {} < oracle {}", mode, denied, oracle);
         }
+        // The whole-request replay is one all-or-nothing schedule within
+        // the same pools: the bound holds for it too.
+        let r = oracle_of(&policy_yaml(&c), &trace_csv(&c.tenants, 120));
+        prop_assert_eq!(r.total.tokens_denied, oracle);
+        let whole = r.whole_requests_denied.unwrap();
+        prop_assert!(oracle <= whole, "whole requests denied {} < oracle {}", whole, oracle);
     }
 }
 
 /// The oracle alone on `csv` under `yaml`.
-fn oracle(yaml: &str, csv: &str) -> report::ModeReport {
+fn oracle_of(yaml: &str, csv: &str) -> report::ModeReport {
     let policy = Policy::load_str(yaml, "p").unwrap();
     let trace = Trace::read(csv.as_bytes(), "t.csv", &policy).unwrap();
     let out = run(
@@ -254,7 +260,7 @@ fn a_tenant_that_may_not_go_beyond_its_guarantee_gets_its_bucket_only() {
     );
     // 30 at once: the full bucket (10); 0.5 s later 5 more have come;
     // 2 s after that the bucket is full again (10, not 20).
-    let r = oracle(
+    let r = oracle_of(
         &yaml,
         "timestamp,tenant,resource,amount\n0,b,api,30\n0.5,b,api,30\n2.5,b,api,30\n",
     );
@@ -274,7 +280,7 @@ fn a_borrower_takes_its_guarantee_then_everything_no_one_is_guaranteed() {
          b: {{ qos: bronze, limits: {{ api: {{ guaranteed: 20 }} }} }}\n"
     );
     let csv = "timestamp,tenant,resource,amount\n0,g,api,150\n0.25,g,api,50\n0.25,b,api,50\n";
-    let r = oracle(&yaml, csv);
+    let r = oracle_of(&yaml, csv);
     // g: 20 own + 60 common at 0; at 0.25 s 5 own + 15 common.
     assert_eq!(r.tenants["g"].tokens_granted, 80 + 20);
     // b: its own bucket only, full: 20.
@@ -291,7 +297,7 @@ fn a_tenant_from_defaults_draws_on_what_the_listed_leave_with_its_burst() {
         "{RATE}tenants:\n  l: {{ qos: bronze, limits: {{ api: {{ guaranteed: 60 }} }} }}\n\
          defaults: {{ qos: bronze, limits: {{ api: {{ guaranteed: 10, burst: 30 }} }} }}\n"
     );
-    let r = oracle(
+    let r = oracle_of(
         &yaml,
         "timestamp,tenant,resource,amount\n0,d,api,100\n1,d,api,100\n",
     );
@@ -303,7 +309,7 @@ fn concurrency_units_come_back_every_tick() {
     let yaml = "resources:\n  slots: { kind: concurrency, capacity: 10 }\n\
                 tenants:\n  g: { qos: gold, limits: { slots: { guaranteed: 4 } } }\n";
     let csv = "timestamp,tenant,resource,amount\n0,g,slots,8\n0.5,g,slots,8\n1,g,slots,8\n";
-    let r = oracle(yaml, csv);
+    let r = oracle_of(yaml, csv);
     // Tick 0: 8 then the last 2; tick 1: 8 again.
     assert_eq!(r.tenants["g"].tokens_granted, 8 + 2 + 8);
     assert_eq!(r.utilization["slots"], 18.0 / 20.0);
@@ -314,10 +320,25 @@ fn partial_grants_round_up_so_the_oracle_never_claims_too_much_denied() {
     // 1 token/s: 0.3 s after an empty bucket there are 0.3 tokens.
     let yaml =
         format!("{RATE}tenants:\n  b: {{ qos: bronze, limits: {{ api: {{ guaranteed: 1 }} }} }}\n");
-    let r = oracle(
+    let r = oracle_of(
         &yaml,
         "timestamp,tenant,resource,amount\n0,b,api,1\n0.3,b,api,1\n",
     );
     assert_eq!(r.tenants["b"].tokens_granted, 2, "1 + 0.3, rounded up");
     assert_eq!(r.tenants["b"].granted, 1);
+}
+
+#[test]
+fn whole_requests_take_all_they_ask_or_leave_the_pools_as_they_were() {
+    // As the borrower case: g's 150 does not fit whole (20 own + 60
+    // common) and takes nothing; at 0.25 s its 50 fits (20 own + 30
+    // common); b's 50 finds only its own 20 and is denied whole.
+    let yaml = format!(
+        "{RATE}tenants:\n  g: {{ qos: gold, limits: {{ api: {{ guaranteed: 20 }} }} }}\n  \
+         b: {{ qos: bronze, limits: {{ api: {{ guaranteed: 20 }} }} }}\n"
+    );
+    let csv = "timestamp,tenant,resource,amount\n0,g,api,150\n0.25,g,api,50\n0.25,b,api,50\n";
+    let r = oracle_of(&yaml, csv);
+    assert_eq!(r.whole_requests_denied, Some(150 + 50));
+    assert_eq!(r.total.tokens_denied, 250 - 120, "the bound is unchanged");
 }

@@ -13,7 +13,8 @@
 //!     "utilization": {"db_queries": 0.0},
 //!     "pools": {"db_queries": {"reserve": 0.0, "guaranteed": 0.0,
 //!                              "shared": 0.0, "emergency": 0.0}},
-//!     "single_daemon_denied": 0},
+//!     "single_daemon_denied": 0,
+//!     "whole_requests_denied": 0},
 //!   "reactive": {"...": "same shape"},
 //!   "oracle":   {"...": "same shape"}},
 //!  "trace": {"rows": 0, "seconds": 0.0, "tenants": 0, "resources": 0},
@@ -33,8 +34,12 @@
 //! `predictive_vs_reactive` is absent (never `null`) unless both modes ran
 //! and reactive denied some tokens. `instances` is the number of simulated
 //! daemons; `single_daemon_denied` is the tokens the same mode denied on
-//! one daemon (the cost of distribution is the difference). Keys may be
-//! added; these stay.
+//! one daemon (the cost of distribution is the difference).
+//! `whole_requests_denied` (oracle only) is what the oracle's pools deny
+//! granting each request whole or not at all, greedily in trace order: not
+//! a bound, but the gap between it and the oracle is the part no
+//! all-or-nothing admission takes by admitting requests in part. Keys may
+//! be added; these stay.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -111,6 +116,12 @@ pub struct ModeReport {
     /// `total.tokens_denied` itself. Set by [`super::run_compared`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub single_daemon_denied: Option<u64>,
+    /// Oracle only: tokens denied when the oracle's pools grant only whole
+    /// requests, each in trace order if it fits. Not a bound (another
+    /// choice of whole requests can do better); the part of the gap to the
+    /// bound that is requests granted in part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whole_requests_denied: Option<u64>,
     #[serde(skip)]
     tenant_names: Vec<String>,
     #[serde(skip)]
@@ -135,6 +146,7 @@ impl ModeReport {
             utilization: BTreeMap::new(),
             pools: BTreeMap::new(),
             single_daemon_denied: None,
+            whole_requests_denied: None,
             tenant_names: trace.tenants.clone(),
             resource_names: trace.resources.clone(),
             by_tier: vec![[0; 4]; trace.resources.len()],

@@ -115,6 +115,13 @@ pub struct Row {
     /// `(reactive − predictive) ÷ (reactive − oracle)`; `None` (JSON
     /// `null`) when the denominator is ≤ 0: the oracle saved nothing.
     pub value: Option<f64>,
+    /// What the oracle's pools deny granting whole requests only, greedily
+    /// in trace order (not a bound: see `sim::oracle`).
+    pub whole_requests_denied: Option<u64>,
+    /// `(reactive − predictive) ÷ (reactive − whole_requests_denied)`:
+    /// the value against a hindsight all-or-nothing admission; may exceed
+    /// 1. `None` when that admission denied no fewer than reactive.
+    pub value_whole: Option<f64>,
     /// Per mode, tokens granted over capacity × duration, averaged over
     /// the trace's resources.
     pub utilization: BTreeMap<&'static str, f64>,
@@ -130,6 +137,8 @@ impl Row {
             name: name.to_string(),
             tokens_denied: BTreeMap::new(),
             value: None,
+            whole_requests_denied: None,
+            value_whole: None,
             utilization: BTreeMap::new(),
             coverage: None,
             mase: None,
@@ -192,8 +201,12 @@ fn run_one(name: &str, policy: &Policy, trace: &Trace, planner_config: &PlannerC
             row.coverage = report.total.coverage;
             row.mase = report.total.mase;
         }
+        if mode == Mode::Oracle {
+            row.whole_requests_denied = report.whole_requests_denied;
+        }
     }
     row.value = value(&row.tokens_denied);
+    row.value_whole = value_whole(&row.tokens_denied, row.whole_requests_denied);
     row
 }
 
@@ -204,6 +217,13 @@ pub fn value(denied: &BTreeMap<&'static str, u64>) -> Option<f64> {
     let p = *denied.get("predictive")? as f64;
     let o = *denied.get("oracle")? as f64;
     (r - o > 0.0).then(|| (r - p) / (r - o))
+}
+
+/// The value against the whole-request replay instead of the bound.
+pub fn value_whole(denied: &BTreeMap<&'static str, u64>, whole: Option<u64>) -> Option<f64> {
+    let mut d = denied.clone();
+    d.insert("oracle", whole?);
+    value(&d)
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -225,6 +245,10 @@ fn total(rows: &[Row]) -> Row {
             .insert(m, mean(rows.iter().map(|r| r.utilization[m])));
     }
     t.value = value(&t.tokens_denied);
+    t.whole_requests_denied = rows.iter().try_fold(0u64, |sum, r| {
+        r.whole_requests_denied.map(|w| sum.saturating_add(w))
+    });
+    t.value_whole = value_whole(&t.tokens_denied, t.whole_requests_denied);
     let some = |f: fn(&Row) -> Option<f64>| {
         let v: Vec<f64> = rows.iter().filter_map(f).collect();
         (!v.is_empty()).then(|| mean(v.into_iter()))
@@ -242,8 +266,8 @@ impl SuiteReport {
     /// The table in markdown, as `docs/simulation.md` shows it.
     pub fn to_markdown(&self) -> String {
         let mut s = String::from(
-            "| trace | denied: reactive | predictive | oracle | value | utilization: reactive | predictive | oracle | coverage | MASE |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            "| trace | denied: reactive | predictive | oracle | value | oracle, whole requests | value, whole | utilization: reactive | predictive | oracle | coverage | MASE |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for row in self.traces.iter().chain([&self.total]) {
             let d = |m| row.tokens_denied[m];
@@ -253,12 +277,15 @@ impl SuiteReport {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.name,
                 d("reactive"),
                 d("predictive"),
                 d("oracle"),
                 opt(row.value, 2),
+                row.whole_requests_denied
+                    .map_or("n/a".to_string(), |w| w.to_string()),
+                opt(row.value_whole, 2),
                 u("reactive"),
                 u("predictive"),
                 u("oracle"),
@@ -268,7 +295,10 @@ impl SuiteReport {
         }
         s.push_str(
             "\nvalue = (reactive − predictive) ÷ (reactive − oracle) of tokens denied; \
-             n/a where the oracle denied no fewer than reactive. The total's value is that \
+             n/a where the oracle denied no fewer than reactive. \
+             Oracle, whole requests = what the oracle's pools deny granting each request whole \
+             or not at all, in trace order (not a bound); value, whole = the value against it \
+             (may exceed 1). The total's values are those \
              of the summed denials; its utilization, coverage and MASE are the means over traces.\n",
         );
         s
@@ -288,6 +318,13 @@ mod tests {
         assert_eq!(value(&denied(100, 60, 50)), Some(0.8));
         assert_eq!(value(&denied(100, 120, 50)), Some(-0.4));
         assert_eq!(value(&denied(100, 40, 50)), Some(1.2));
+    }
+
+    #[test]
+    fn the_whole_request_value_puts_that_replay_in_the_oracles_place() {
+        assert_eq!(value_whole(&denied(100, 60, 10), Some(50)), Some(0.8));
+        assert_eq!(value_whole(&denied(100, 60, 10), Some(100)), None);
+        assert_eq!(value_whole(&denied(100, 60, 10), None), None);
     }
 
     #[test]
