@@ -113,7 +113,7 @@ fn mstl_aan(y: &[f64], steps: usize) -> Vec<f64> {
 
 fn mstl_tail_trend(y: &[f64], steps: usize) -> Vec<f64> {
     // The planner's own trend model (AAN on the last 360 minutes).
-    let fitted = MSTLModel::new(vec![60, 1440], model::TailTrend(360))
+    let fitted = MSTLModel::new(vec![60, 1440], model::TailTrend::new(360, None))
         .fit(y)
         .expect("MSTL fits");
     fitted.predict(steps, None).expect("MSTL predicts").point

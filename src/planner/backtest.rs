@@ -5,13 +5,15 @@
 //! choice is then kept, refitting only it, for [`RESCORE_MINUTES`] (or
 //! until the forecast drifts): scoring fits each expensive candidate
 //! (AutoETS, MSTL) once per origin, several times a plain refit's cost
-//! (docs/performance.md, `fit_choice`).
+//! (docs/performance.md, `fit_choice`). A kept refit also fixes the
+//! damping of the candidate's AAN trend to the one its scoring refit
+//! chose, instead of fitting both and keeping the better.
 //!
 //! Candidates are tried simplest first and a later one must beat the best
 //! so far by [`MARGIN`]: on a near tie the cheaper, less over-fitted model
 //! wins. Nothing here reads a clock, so replays choose alike.
 
-use super::model::{self, MIN_CYCLES, MIN_MINUTES, ModelKind};
+use super::model::{self, MIN_CYCLES, MIN_MINUTES, ModelKind, Projection};
 
 /// Rolling origins scored: each holds out the minutes just before the
 /// previous one's. With [`MARGIN`], chosen on 15 seeds of 600 minutes
@@ -38,12 +40,16 @@ pub struct Candidate {
     pub seasons: Vec<usize>,
 }
 
-/// A backtest's outcome: the candidate kept and its error (MASE, mean over
-/// the origins; below 1 beats "same as last minute").
+/// A backtest's outcome: the candidate kept, its error (MASE, mean over
+/// the origins; below 1 beats "same as last minute"), and whether the AAN
+/// trend of its fit on the whole history is damped (AutoETS, MSTL). Kept
+/// refits fit that damping alone, re-estimating the parameters and the
+/// state but not searching the two variants again (`None`: search).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
     pub candidate: Candidate,
     pub error: f64,
+    pub damped: Option<bool>,
 }
 
 impl Candidate {
@@ -69,20 +75,32 @@ impl Candidate {
     /// The mean of each of the `steps` minutes after `y` (finite, ≥ 0);
     /// `None` if `y` cannot support the candidate or its fit failed.
     pub fn forecast(&self, y: &[f64], steps: usize) -> Option<Vec<f64>> {
+        self.fit(y, steps, None).map(|p| p.means)
+    }
+
+    /// [`Self::forecast`], with the trend damping fixed (`Some`) or searched
+    /// (`None`), and the damping the fit used.
+    pub fn fit(&self, y: &[f64], steps: usize, damped: Option<bool>) -> Option<Projection> {
         if !self.supports(y.len()) {
             return None;
         }
+        let plain = |means| {
+            Some(Projection {
+                means,
+                damped: None,
+            })
+        };
         match self.kind {
             ModelKind::Ewma => {
                 let mut level = y[0];
                 for v in &y[1..] {
                     level += EWMA_ALPHA * (v - level);
                 }
-                Some(vec![level; steps])
+                plain(vec![level; steps])
             }
-            ModelKind::SeasonalNaive => Some(model::seasonal_naive(y, self.seasons[0], steps)),
-            ModelKind::Ets => model::ets(y, steps),
-            ModelKind::Mstl => model::mstl_fit(y, &self.seasons, steps),
+            ModelKind::SeasonalNaive => plain(model::seasonal_naive(y, self.seasons[0], steps)),
+            ModelKind::Ets => model::ets(y, steps, damped),
+            ModelKind::Mstl => model::mstl_fit(y, &self.seasons, steps, damped),
         }
     }
 }
@@ -168,12 +186,16 @@ pub fn choose(y: &[f64], declared: &[usize], steps: usize) -> Option<(Choice, Ve
             best = Some(Choice {
                 candidate: c,
                 error,
+                damped: None,
             });
         }
     }
-    let best = best?;
-    match best.candidate.forecast(y, steps) {
-        Some(means) => Some((best, means)),
+    let mut best = best?;
+    match best.candidate.fit(y, steps, None) {
+        Some(fit) => {
+            best.damped = fit.damped;
+            Some((best, fit.means))
+        }
         // Scored on less history but failed on all of it: EWMA never fails.
         None => {
             let ewma = Candidate::new(ModelKind::Ewma, Vec::new());
@@ -183,6 +205,7 @@ pub fn choose(y: &[f64], declared: &[usize], steps: usize) -> Option<(Choice, Ve
                 Choice {
                     candidate: ewma,
                     error,
+                    damped: None,
                 },
                 means,
             ))

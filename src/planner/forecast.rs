@@ -503,6 +503,7 @@ mod tests {
                 means: vec![10.0; 100],
                 error: None,
                 scored: false,
+                damped: None,
             },
             0,
         );

@@ -13,7 +13,9 @@
 //! that in debug builds), so its output is cached as a run of per-minute
 //! means and the forecaster corrects it online between refits.
 
-use augurs::ets::AutoETS;
+use std::sync::OnceLock;
+
+use augurs::ets::{AutoETS, FittedAutoETS};
 use augurs::mstl::{FittedTrendModel, MSTLModel, TrendModel};
 use augurs::seasons::{Detector, PeriodogramDetector};
 use augurs::{Fit, Predict};
@@ -67,6 +69,9 @@ pub struct Fitted {
     /// Whether this fit scored the candidates (else it refit a kept
     /// choice, or the history was too short and the ladder chose).
     pub scored: bool,
+    /// Whether the fit's AAN trend (AutoETS, or MSTL's trend) is damped,
+    /// as its search chose; `None` for models without one.
+    pub damped: Option<bool>,
 }
 
 /// What to fit: the per-minute demand (oldest first), seasons from the
@@ -92,14 +97,15 @@ pub fn fit(job: &FitJob) -> Option<Fitted> {
         return None;
     }
     if let Some(kept) = &job.keep
-        && let Some(means) = kept.candidate.forecast(&y, job.steps)
+        && let Some(trend) = kept.candidate.fit(&y, job.steps, kept.damped)
     {
         return Some(Fitted {
             kind: kept.candidate.kind,
             seasons: kept.candidate.seasons.clone(),
-            means,
+            means: trend.means,
             error: Some(kept.error),
             scored: false,
+            damped: trend.damped,
         });
     }
     if let Some((choice, means)) = backtest::choose(&y, &job.seasons, job.steps) {
@@ -109,6 +115,7 @@ pub fn fit(job: &FitJob) -> Option<Fitted> {
             means,
             error: Some(choice.error),
             scored: true,
+            damped: choice.damped,
         });
     }
     ladder(&y, &job.seasons, job.steps)
@@ -122,13 +129,14 @@ fn ladder(y: &[f64], declared: &[usize], steps: usize) -> Option<Fitted> {
         declared.to_vec()
     };
     let usable = usable_seasons(&seasons, y.len());
-    if let Some(means) = mstl_fit(y, &usable, steps) {
+    if let Some(fit) = mstl_fit(y, &usable, steps, None) {
         return Some(Fitted {
             kind: ModelKind::Mstl,
             seasons: usable,
-            means,
+            means: fit.means,
             error: None,
             scored: false,
+            damped: fit.damped,
         });
     }
     // A season with one or two cycles in: repeat the last cycle.
@@ -139,14 +147,16 @@ fn ladder(y: &[f64], declared: &[usize], steps: usize) -> Option<Fitted> {
             means: seasonal_naive(y, p, steps),
             error: None,
             scored: false,
+            damped: None,
         });
     }
-    ets(y, steps).map(|means| Fitted {
+    ets(y, steps, None).map(|fit| Fitted {
         kind: ModelKind::Ets,
         seasons: Vec::new(),
-        means,
+        means: fit.means,
         error: None,
         scored: false,
+        damped: fit.damped,
     })
 }
 
@@ -167,6 +177,14 @@ pub(super) fn seasonal_naive(y: &[f64], p: usize, steps: usize) -> Vec<f64> {
     (0..steps).map(|i| cycle[i % p]).collect()
 }
 
+/// A fit's forecast: the mean of each minute after the history, and
+/// whether its AAN trend is damped (`None`: the model has no such trend).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    pub means: Vec<f64>,
+    pub damped: Option<bool>,
+}
+
 fn clean(forecast: Vec<f64>) -> Option<Vec<f64>> {
     forecast
         .iter()
@@ -174,15 +192,42 @@ fn clean(forecast: Vec<f64>) -> Option<Vec<f64>> {
         .then(|| forecast.into_iter().map(|v| v.max(0.0)).collect())
 }
 
-/// MSTL's trend model: AAN (one candidate: additive error and trend, no
-/// damping, ~6× cheaper than the ZZN search) fitted on the last `.0`
-/// points of the trend only ([`ETS_MINUTES`] of minutes, as many coarse
-/// means as span them). The decomposition still sees every cycle; a trend
-/// forecast needs recent history, and fitting it on four days instead
-/// costs 7× more (50 ms against 7 ms for seasons [1h, 1d]) for the same
-/// error (benches/planner/fit.rs, `fit_alternative`).
+/// The AAN trend models to search: both dampings (the lower AICc wins)
+/// when `damped` is `None`, else that one alone. A kept refit passes the
+/// damping its scoring refit chose: the damped fit optimises five
+/// parameters, not four, and was most of a kept AutoETS refit's cost.
+fn aan(damped: Option<bool>) -> Option<AutoETS> {
+    let search = AutoETS::new(1, "AAN").ok()?;
+    match damped {
+        None => Some(search),
+        Some(d) => search.damped(d).ok(),
+    }
+}
+
+/// MSTL's trend model: AAN (additive error and trend) fitted on the last
+/// `points` of the trend only ([`ETS_MINUTES`] of minutes, as many coarse
+/// means as span them), with the damping fixed or searched as [`aan`]
+/// says. The decomposition still sees every cycle; a trend forecast needs
+/// recent history, and fitting it on four days instead costs 7× more (50
+/// ms against 7 ms for seasons [1h, 1d]) for the same error
+/// (benches/planner/fit.rs, `fit_alternative`).
 #[derive(Debug)]
-pub struct TailTrend(pub usize);
+pub struct TailTrend {
+    points: usize,
+    damped: Option<bool>,
+    /// The damping the last fit chose (MSTL keeps the fitted trend opaque).
+    chose: OnceLock<bool>,
+}
+
+impl TailTrend {
+    pub fn new(points: usize, damped: Option<bool>) -> Self {
+        Self {
+            points,
+            damped,
+            chose: OnceLock::new(),
+        }
+    }
+}
 
 impl TrendModel for TailTrend {
     fn name(&self) -> std::borrow::Cow<'_, str> {
@@ -196,9 +241,39 @@ impl TrendModel for TailTrend {
         Box<dyn FittedTrendModel + Sync + Send>,
         Box<dyn std::error::Error + Send + Sync + 'static>,
     > {
-        AutoETS::new(1, "AAN")?
-            .into_trend_model()
-            .fit(&y[y.len().saturating_sub(self.0)..])
+        let search = aan(self.damped).ok_or("no AAN trend model")?;
+        let fitted = search.fit(&y[y.len().saturating_sub(self.points)..])?;
+        // Each fit builds its own TailTrend: set once.
+        let _ = self.chose.set(fitted.model().damped());
+        Ok(Box::new(TailTrendFitted(fitted)))
+    }
+}
+
+/// A fitted [`TailTrend`]: augurs' own wrapper of a fitted AutoETS is
+/// private, and [`TailTrend`] must read the damping before boxing it.
+#[derive(Debug)]
+struct TailTrendFitted(FittedAutoETS);
+
+impl FittedTrendModel for TailTrendFitted {
+    fn predict_inplace(
+        &self,
+        horizon: usize,
+        level: Option<f64>,
+        forecast: &mut augurs::Forecast,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+        Ok(self.0.predict_inplace(horizon, level, forecast)?)
+    }
+
+    fn predict_in_sample_inplace(
+        &self,
+        level: Option<f64>,
+        forecast: &mut augurs::Forecast,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+        Ok(self.0.predict_in_sample_inplace(level, forecast)?)
+    }
+
+    fn training_data_size(&self) -> Option<usize> {
+        Some(self.0.training_data_size())
     }
 }
 
@@ -212,12 +287,17 @@ const COARSE_FROM: usize = 720;
 const COARSE: usize = 3;
 
 /// MSTL on `seasons` (none: `None`), over the last [`FIT_CYCLES`] cycles
-/// of the longest.
-pub(super) fn mstl_fit(y: &[f64], seasons: &[usize], steps: usize) -> Option<Vec<f64>> {
+/// of the longest, its trend's damping fixed or searched as [`aan`] says.
+pub(super) fn mstl_fit(
+    y: &[f64],
+    seasons: &[usize],
+    steps: usize,
+    damped: Option<bool>,
+) -> Option<Projection> {
     let longest = *seasons.iter().max()?;
     let y = &y[y.len().saturating_sub(FIT_CYCLES * longest)..];
     if longest < COARSE_FROM {
-        return mstl(y, seasons, steps, ETS_MINUTES);
+        return mstl(y, seasons, steps, TailTrend::new(ETS_MINUTES, damped));
     }
     // Whole buckets of COARSE minutes, ending at the newest minute.
     let y = &y[y.len() % COARSE..];
@@ -232,32 +312,43 @@ pub(super) fn mstl_fit(y: &[f64], seasons: &[usize], steps: usize) -> Option<Vec
         .collect();
     // The trend over the same minutes as at full resolution: 360 coarse
     // points would span 18 hours, and the trend fit is most of the cost.
-    let means = mstl(
+    let fit = mstl(
         &coarse,
         &periods,
         steps.div_ceil(COARSE),
-        ETS_MINUTES / COARSE,
+        TailTrend::new(ETS_MINUTES / COARSE, damped),
     )?;
-    Some(
-        means
+    Some(Projection {
+        means: fit
+            .means
             .iter()
             .flat_map(|m| std::iter::repeat_n(*m, COARSE))
             .take(steps)
             .collect(),
-    )
+        damped: fit.damped,
+    })
 }
 
-fn mstl(y: &[f64], seasons: &[usize], steps: usize, trend: usize) -> Option<Vec<f64>> {
-    let model = MSTLModel::new(seasons.to_vec(), TailTrend(trend));
+fn mstl(y: &[f64], seasons: &[usize], steps: usize, trend: TailTrend) -> Option<Projection> {
+    let model = MSTLModel::new(seasons.to_vec(), trend);
     let fitted = model.fit(y).ok()?;
-    clean(fitted.predict(steps, None).ok()?.point)
+    let means = clean(fitted.predict(steps, None).ok()?.point)?;
+    Some(Projection {
+        means,
+        damped: model.trend_model().chose.get().copied(),
+    })
 }
 
-/// AutoETS `AAN` on the last [`ETS_MINUTES`] of `y`.
-pub(super) fn ets(y: &[f64], steps: usize) -> Option<Vec<f64>> {
+/// AutoETS `AAN` on the last [`ETS_MINUTES`] of `y`, its damping fixed or
+/// searched as [`aan`] says.
+pub(super) fn ets(y: &[f64], steps: usize, damped: Option<bool>) -> Option<Projection> {
     let y = &y[y.len().saturating_sub(ETS_MINUTES)..];
-    let fitted = AutoETS::new(1, "AAN").ok()?.fit(y).ok()?;
-    clean(fitted.predict(steps, None).ok()?.point)
+    let fitted = aan(damped)?.fit(y).ok()?;
+    let chose = fitted.model().damped();
+    Some(Projection {
+        means: clean(fitted.predict(steps, None).ok()?.point)?,
+        damped: Some(chose),
+    })
 }
 
 /// Periodogram detection, snapped to known season lengths (detected periods
@@ -292,92 +383,4 @@ pub fn detect_seasons(y: &[f64]) -> Vec<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seasonal(minutes: usize, period: usize) -> Vec<f64> {
-        (0..minutes)
-            .map(|t| 100.0 + 50.0 * (2.0 * std::f64::consts::PI * t as f64 / period as f64).sin())
-            .collect()
-    }
-
-    #[test]
-    fn the_ladder_climbs_with_history() {
-        let job = |n, seasons: Vec<usize>| FitJob {
-            series: seasonal(n, 20),
-            seasons,
-            steps: 30,
-            keep: None,
-        };
-        // Too short to hold out two 15-minute windows: the ladder decides.
-        assert_eq!(fit(&job(5, vec![20])), None, "too short: EWMA");
-        assert_eq!(
-            fit(&job(30, vec![20])).unwrap().kind,
-            ModelKind::SeasonalNaive
-        );
-        assert_eq!(fit(&job(30, vec![])).unwrap().kind, ModelKind::Ets);
-        let mstl = ladder(&seasonal(100, 20), &[20], 30).unwrap();
-        assert_eq!(mstl.kind, ModelKind::Mstl);
-        assert_eq!(mstl.means.len(), 30);
-        // It learned the cycle: the forecast 5 minutes on is the peak.
-        let peak = seasonal(105, 20)[100..]
-            .iter()
-            .cloned()
-            .fold(f64::MIN, f64::max);
-        let got = mstl.means[..5].iter().cloned().fold(f64::MIN, f64::max);
-        assert!((got - peak).abs() < 5.0, "{got} vs {peak}");
-    }
-
-    #[test]
-    fn daily_seasons_fit_on_coarse_means_and_forecast_every_minute() {
-        // Three days of minutes: a daily cycle plus an hourly one.
-        let y: Vec<f64> = (0..3 * 1440 + 20)
-            .map(|t| {
-                let t = t as f64;
-                300.0
-                    + 100.0 * (2.0 * std::f64::consts::PI * t / 1440.0).sin()
-                    + 30.0 * (2.0 * std::f64::consts::PI * t / 60.0).sin()
-            })
-            .collect();
-        let means = mstl_fit(&y[..3 * 1440], &[60, 1440], 20).unwrap();
-        assert_eq!(means.len(), 20, "one mean per minute");
-        let truth = &y[3 * 1440..3 * 1440 + 20];
-        let mae = means
-            .iter()
-            .zip(truth)
-            .map(|(m, t)| (m - t).abs())
-            .sum::<f64>()
-            / 20.0;
-        assert!(mae < 15.0, "MAE {mae}: {means:?} vs {truth:?}");
-    }
-
-    #[test]
-    fn bad_series_never_panic_and_fall_back() {
-        for series in [
-            vec![0.0; 200],
-            vec![7.0; 200],
-            vec![f64::NAN; 200],
-            (0..200)
-                .map(|i| if i % 2 == 0 { f64::INFINITY } else { 1.0 })
-                .collect(),
-        ] {
-            let fitted = fit(&FitJob {
-                series,
-                seasons: vec![20],
-                steps: 10,
-                keep: None,
-            });
-            if let Some(f) = fitted {
-                assert!(f.means.iter().all(|v| v.is_finite() && *v >= 0.0), "{f:?}");
-            }
-        }
-        assert!(detect_seasons(&[]).is_empty());
-        assert!(detect_seasons(&[0.0; 1000]).is_empty());
-    }
-
-    #[test]
-    fn an_hourly_cycle_is_detected_and_snapped() {
-        let y = seasonal(6 * 60, 60);
-        assert_eq!(detect_seasons(&y), [60]);
-    }
-}
+mod tests;

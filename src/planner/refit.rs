@@ -129,6 +129,7 @@ impl Planner {
                     seasons: fitted.seasons.clone(),
                 },
                 error,
+                damped: fitted.damped,
             });
             if let Some(m) = &self.metrics {
                 m.model_choices

@@ -157,6 +157,7 @@ fn a_kept_choice_is_refit_alone_until_the_history_cannot_support_it() {
     let kept = Choice {
         candidate: Candidate::new(ModelKind::SeasonalNaive, vec![60]),
         error: 0.42,
+        damped: None,
     };
     let mut j = job(seasonal(200, 1), vec![60]);
     j.keep = Some(kept.clone());
@@ -170,6 +171,74 @@ fn a_kept_choice_is_refit_alone_until_the_history_cannot_support_it() {
     j.keep = Some(kept);
     let f = fit(&j).unwrap();
     assert!(f.scored && f.kind != ModelKind::SeasonalNaive, "{f:?}");
+}
+
+/// A kept refit fits only the trend damping its scoring refit chose: on
+/// the history that refit saw, it forecasts exactly what the search did
+/// (the search keeps the better of the two dampings, so fitting the
+/// winner alone gives the same fit).
+#[test]
+fn a_kept_refit_with_the_chosen_damping_forecasts_what_the_search_did() {
+    let y = seasonal(600, 11);
+    for c in [
+        Candidate::new(ModelKind::Ets, vec![]),
+        Candidate::new(ModelKind::Mstl, vec![60]),
+    ] {
+        let searched = c.fit(&y, 14, None).unwrap();
+        let chose = searched.damped.expect("an AAN trend reports its damping");
+        let kept = c.fit(&y, 14, Some(chose)).unwrap();
+        assert_eq!(kept, searched, "{c:?}");
+        // The other damping is a different fit: the choice is not moot.
+        assert_ne!(
+            c.fit(&y, 14, Some(!chose)).unwrap().means,
+            searched.means,
+            "{c:?}"
+        );
+    }
+}
+
+/// The risk of not searching the damping again: a kept refit must still
+/// follow what changed since the scoring refit. The level doubles 20
+/// minutes after the candidates were scored (on a flat series for
+/// AutoETS, an hourly one for MSTL); whichever damping was kept, the kept
+/// refit (parameters and state re-estimated) forecasts nearer the new
+/// level than the old, and the forecast from before the shift does not.
+#[test]
+fn a_kept_refit_follows_a_level_shift_after_the_scoring_refit() {
+    let swing = |seasonal: bool, t: usize| {
+        let phase = 2.0 * std::f64::consts::PI * t as f64 / 60.0;
+        if seasonal { 40.0 * phase.sin() } else { 0.0 }
+    };
+    for (kind, seasons) in [(ModelKind::Ets, vec![]), (ModelKind::Mstl, vec![60])] {
+        let seasonal = kind == ModelKind::Mstl;
+        let mut n = noise(12);
+        let after: Vec<f64> = (0..620)
+            .map(|t| if t < 600 { 100.0 } else { 200.0 } + swing(seasonal, t) + 5.0 * n())
+            .collect();
+        // The mean over the 14 minutes after 620, the cycle taken off.
+        let level = |means: &[f64]| {
+            let off = (620..634).map(|t| swing(seasonal, t));
+            means.iter().zip(off).map(|(m, c)| m - c).sum::<f64>() / means.len() as f64
+        };
+        for damped in [false, true] {
+            let keep = Choice {
+                candidate: Candidate::new(kind, seasons.clone()),
+                error: 0.5,
+                damped: Some(damped),
+            };
+            let stale = keep.candidate.fit(&after[..600], 34, Some(damped)).unwrap();
+            let mut j = job(after.clone(), vec![60]);
+            j.keep = Some(keep);
+            let f = fit(&j).unwrap();
+            assert!(
+                !f.scored && f.kind == kind && f.damped == Some(damped),
+                "{f:?}"
+            );
+            let (new, old) = (level(&f.means), level(&stale.means[20..]));
+            assert!(new > 150.0, "{kind:?} damped {damped}: level {new}");
+            assert!(old < 150.0, "{kind:?} damped {damped}: stale level {old}");
+        }
+    }
 }
 
 fn any_series() -> impl Strategy<Value = Vec<f64>> {
@@ -196,12 +265,17 @@ proptest! {
         series in any_series(),
         seasons in prop::sample::subsequence(vec![5usize, 12, 30, 60, 200], 0..3),
         steps in 2usize..30,
-        keep in prop::option::of((prop::sample::select(vec![5usize, 60, 500]), 0.0..3.0f64)),
+        keep in prop::option::of((
+            prop::sample::select(vec![5usize, 60, 500]),
+            0.0..3.0f64,
+            prop::option::of(any::<bool>()),
+        )),
     ) {
         let n = series.len();
-        let keep = keep.map(|(p, error)| Choice {
+        let keep = keep.map(|(p, error, damped)| Choice {
             candidate: Candidate::new(ModelKind::Mstl, vec![p]),
             error,
+            damped,
         });
         let f = fit(&FitJob { series, seasons, steps, keep });
         if let Some(f) = f {
