@@ -10,6 +10,9 @@
 //! Prints `listening on ADDR` once bound (port 0 picks a free one); runs
 //! until killed.
 
+#[path = "peer/serve.rs"]
+mod peer;
+
 use std::net::SocketAddr;
 use std::pin::Pin;
 
@@ -19,6 +22,7 @@ use prescient::proto::{
     ReleaseRequest, ReleaseResponse, ReportRequest, ReportResponse, WatchForecastRequest,
     WatchForecastResponse,
 };
+use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 /// Answers every Acquire GRANTED; every other RPC is UNIMPLEMENTED.
@@ -78,30 +82,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => return Err(format!("unknown argument {arg}").into()),
         }
     }
-    let runtime = match flavor.as_str() {
-        "current_thread" => tokio::runtime::Builder::new_current_thread(),
-        "multi_thread" => tokio::runtime::Builder::new_multi_thread(),
-        other => return Err(format!("--flavor {other}: current_thread or multi_thread").into()),
-    }
-    .enable_all()
-    .build()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        println!("listening on {}", listener.local_addr()?);
-        // As prescient's own accept loop does: small messages, no Nagle.
-        let incoming = tokio_stream::StreamExt::map(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            |tcp| {
-                if let Ok(tcp) = &tcp {
-                    let _ = tcp.set_nodelay(true);
-                }
-                tcp
-            },
-        );
-        tonic::transport::Server::builder()
-            .add_service(AdmissionServer::new(Empty))
-            .serve_with_incoming(incoming)
-            .await?;
-        Ok(())
-    })
+    peer::serve(&flavor, listen, Routes::new(AdmissionServer::new(Empty)))
 }

@@ -18,6 +18,9 @@
 //! free one); runs until killed. limitador-server runs on tokio's
 //! multi-thread runtime, the default here too.
 
+#[path = "peer/serve.rs"]
+mod peer;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -28,6 +31,7 @@ use prescient::grpc::envoy::proto::envoy::service::ratelimit::v3::{
     rate_limit_response::Code,
     rate_limit_service_server::{RateLimitService, RateLimitServiceServer},
 };
+use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 /// The limiter and nothing else: limitador-server's handler without its
@@ -105,32 +109,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service = Limitador {
         limiter: limiter(&domain, limit)?,
     };
-    let runtime = match flavor.as_str() {
-        "current_thread" => tokio::runtime::Builder::new_current_thread(),
-        "multi_thread" => tokio::runtime::Builder::new_multi_thread(),
-        other => return Err(format!("--flavor {other}: current_thread or multi_thread").into()),
-    }
-    .enable_all()
-    .build()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        println!("listening on {}", listener.local_addr()?);
-        // As empty_acquire and prescient accept: small messages, no Nagle.
-        let incoming = tokio_stream::StreamExt::map(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            |tcp| {
-                if let Ok(tcp) = &tcp {
-                    let _ = tcp.set_nodelay(true);
-                }
-                tcp
-            },
-        );
-        tonic::transport::Server::builder()
-            .add_service(RateLimitServiceServer::new(service))
-            .serve_with_incoming(incoming)
-            .await?;
-        Ok(())
-    })
+    peer::serve(
+        &flavor,
+        listen,
+        Routes::new(RateLimitServiceServer::new(service)),
+    )
 }
 
 #[cfg(test)]
