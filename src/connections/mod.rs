@@ -96,6 +96,9 @@ struct Shared {
     close: CancellationToken,
     /// Set by the first [`Connections::close_all`] of a shutdown.
     closing: AtomicBool,
+    /// Set by the first worker that found its connections still open
+    /// after the close (logged once, not once per worker).
+    gave_up: AtomicBool,
     metrics: ConnectionMetrics,
 }
 
@@ -108,6 +111,7 @@ impl Connections {
                 refusing: AtomicBool::new(false),
                 close: CancellationToken::new(),
                 closing: AtomicBool::new(false),
+                gave_up: AtomicBool::new(false),
                 metrics,
             }),
         }
@@ -144,6 +148,13 @@ impl Connections {
         let open = self.open();
         self.shared.close.cancel();
         first.then_some(open)
+    }
+
+    /// Whether the caller is the first worker to give up waiting for its
+    /// connections to close after [`Self::close_all`]: the workers of
+    /// `per_core` share one `Connections`, and the shutdown says it once.
+    pub fn first_to_give_up(&self) -> bool {
+        !self.shared.gave_up.swap(true, Ordering::AcqRel)
     }
 
     /// A connection under the bound, or `None`: `tcp` is dropped, which
@@ -283,6 +294,21 @@ mod tests {
         assert_eq!(fd_room(64), 32);
         assert_eq!(fd_room(1), 1);
         assert_eq!(fd_room(0), 1);
+    }
+
+    #[test]
+    fn the_close_and_the_giving_up_are_each_reported_by_one_worker() {
+        let limits = ConnectionLimits {
+            max: 4,
+            idle_timeout: None,
+        };
+        let a = Connections::new(limits, ConnectionMetrics::default());
+        let b = a.clone();
+        assert_eq!(a.close_all(), Some(0));
+        assert_eq!(b.close_all(), None);
+        assert!(b.first_to_give_up());
+        assert!(!a.first_to_give_up());
+        assert!(!b.first_to_give_up());
     }
 
     #[tokio::test]

@@ -191,7 +191,9 @@ pub(super) async fn drain(
     match tokio::time::timeout(CLOSE_WAIT, serve).await {
         Ok(served) => served.context("gRPC server failed"),
         Err(_) => {
-            tracing::warn!("gRPC connections did not close; they end with the process");
+            if connections.first_to_give_up() {
+                tracing::warn!("gRPC connections did not close; they end with the process");
+            }
             Ok(())
         }
     }
