@@ -101,7 +101,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match arg.as_str() {
             "--flavor" => flavor = value,
             "--listen" => listen = value.parse()?,
-            "--domain" if !value.is_empty() => domain = value,
+            "--domain" if value.is_empty() => return Err("--domain: is empty".into()),
+            "--domain" => domain = value,
             "--limit" => limit = value.parse().map_err(|e| format!("--limit {value}: {e}"))?,
             _ => return Err(format!("unknown argument {arg} {value}").into()),
         }

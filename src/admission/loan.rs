@@ -19,6 +19,7 @@ use arc_swap::{ArcSwap, Guard};
 
 use super::allotment::{Allotment, Holdings};
 use crate::clock::Nanos;
+use crate::pool::Pool;
 
 /// The holdings of one resource whose reserve is sized above zero: who may
 /// lend. Replaced whole when the planner resizes a reserve (under the
@@ -90,8 +91,11 @@ impl Loan {
                 continue;
             }
             // Only rate reserves are listed (`Resource::set_reserve`).
+            let Pool::Rate(bucket) = &h.reserve else {
+                continue;
+            };
             let keep = h.lend_keep.load(Ordering::Relaxed);
-            let (got, _) = h.reserve.take_keeping(need - loan.total, keep, now);
+            let (got, _) = bucket.take_keeping(need - loan.total, keep, now);
             if got > 0 {
                 loan.parts[loan.n] = (i, got);
                 loan.n += 1;

@@ -106,16 +106,6 @@ impl Pool {
         }
     }
 
-    /// Takes up to `want`, leaving at least `keep` (a loan: what the
-    /// owner keeps back from borrowers); returns (taken, available).
-    #[inline]
-    pub fn take_keeping(&self, want: u64, keep: u64, now: Nanos) -> (u64, u64) {
-        match self {
-            Pool::Rate(b) => b.take_keeping(want, keep, now),
-            Pool::Concurrency(u) => u.take_keeping(want, keep),
-        }
-    }
-
     #[inline]
     pub fn put_back(&self, n: u64, now: Nanos) {
         if n == 0 {

@@ -38,12 +38,6 @@ impl Units {
         self.take_where(want, |available| want.min(available))
     }
 
-    /// Takes up to `want` units, leaving at least `keep`.
-    #[inline]
-    pub fn take_keeping(&self, want: u64, keep: u64) -> (u64, u64) {
-        self.take_where(want, |available| want.min(available.saturating_sub(keep)))
-    }
-
     /// Takes exactly `want` units or none: racing callers never see units
     /// another caller took only to put them back (the resource gate).
     #[inline]
